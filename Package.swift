@@ -1,0 +1,60 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// One target per pipeline stage; dependencies point one way:
+// Kernel -> GuestImage -> Machine -> Collect -> Classify -> Harness -> CLI.
+let package = Package(
+    name: "kharness",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kharness", targets: ["kharness"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
+        ),
+        .target(
+            name: "Support",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        .target(name: "Kernel", dependencies: ["Support"]),
+        .target(name: "GuestImage", dependencies: ["Support"]),
+        .target(name: "Machine", dependencies: ["CLibvirt", "Support"]),
+        .target(name: "Collect", dependencies: ["Support"]),
+        .target(
+            name: "Classify",
+            dependencies: ["Support", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "Harness",
+            dependencies: ["Kernel", "GuestImage", "Machine", "Collect", "Classify", "Support"]
+        ),
+        .executableTarget(
+            name: "kharness",
+            dependencies: [
+                "Harness",
+                "Classify",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine"]),
+        .testTarget(name: "ClassifyTests", dependencies: ["Classify"], resources: [.copy("testdata")]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

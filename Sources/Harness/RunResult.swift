@@ -1,0 +1,44 @@
+import Classify
+import Foundation
+
+/// What `result.json` says about a run. Written once, provisionally, when the
+/// run starts (so a harness killed outright still leaves an ERROR behind),
+/// then replaced atomically when the run ends.
+public struct RunResult: Codable, Sendable {
+    public var runID: String
+    public var status: RunStatus
+    public var reason: String
+    public var evidence: [String]
+    public var kernel: String
+    public var kernelIdentity: String?
+    /// `uname -r` as the guest reported it.
+    public var kernelRelease: String?
+    public var machine: String
+    public var workload: String
+    /// How the harness saw the run end: finished, timeout, interrupted, infrastructure, bad-input.
+    public var end: String
+    public var scenarios: [ScenarioResult]
+    public var reports: [KernelReport]
+    /// Seconds per phase: kernel, initramfs, start, boot, workload, teardown, total.
+    public var timings: [String: Double]
+    public var consoleBytes: Int
+    public var startedAt: String
+    public var finishedAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "run_id", status, reason, evidence, kernel
+        case kernelIdentity = "kernel_identity", kernelRelease = "kernel_release"
+        case machine, workload, end, scenarios, reports, timings
+        case consoleBytes = "console_bytes", startedAt = "started_at", finishedAt = "finished_at"
+    }
+
+    /// The process exit code for this outcome: 0 PASS, 1 FAIL, 3 ERROR
+    /// (SKIP and MISS are not failures of the kernel: 0).
+    public var exitCode: Int32 {
+        switch status {
+        case .pass, .skip, .miss: return 0
+        case .fail: return 1
+        case .error: return end == "bad-input" ? 2 : 3
+        }
+    }
+}

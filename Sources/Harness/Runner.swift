@@ -1,0 +1,239 @@
+import Classify
+import Collect
+import Foundation
+import GuestImage
+import Kernel
+import Machine
+import Support
+
+/// What a run tells whoever watches it (the CLI prints these).
+public enum RunEvent: Sendable {
+    case started(runID: String, directory: String)
+    case phase(String)
+    case console(String)
+}
+
+/// Runs one kernel on one machine with one workload, and always records an
+/// outcome: the provisional result.json written at the start is replaced on
+/// every path out, including signals and a dead libvirt.
+public final class Runner: @unchecked Sendable {
+    public let cache: CacheDirectory
+    private let events: @Sendable (RunEvent) -> Void
+    /// Builds `git:` kernels; set by whoever links the kernel builder in.
+    public var sourceKernelProvider: (@Sendable (RunRequest, String) async throws -> KernelArtifacts)?
+
+    public init(cache: CacheDirectory = .fromEnvironment(), events: @escaping @Sendable (RunEvent) -> Void = { _ in }) {
+        self.cache = cache
+        self.events = events
+    }
+
+    public static func newRunID() -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let suffix = String(format: "%06x", UInt32.random(in: 0..<0xFFFFFF))
+        return "\(formatter.string(from: Date()))-\(suffix)"
+    }
+
+    public func run(_ request: RunRequest, runID: String = Runner.newRunID()) async throws -> RunResult {
+        let directory = Files.absolute("\(request.resultsRoot)/\(runID)")
+        try Files.createDirectory(directory)
+        events(.started(runID: runID, directory: directory))
+        let clock = PhaseClock()
+        var result = RunResult(
+            runID: runID, status: .error,
+            reason: "run did not finish: the harness stopped before recording an outcome",
+            evidence: [], kernel: request.kernel.description, kernelIdentity: nil, kernelRelease: nil,
+            machine: request.machine, workload: request.workloadScript ?? request.workload,
+            end: "harness-died", scenarios: [], reports: [], timings: [:], consoleBytes: 0,
+            startedAt: ISO8601DateFormatter().string(from: Date()), finishedAt: nil)
+        try record(result, in: directory)
+
+        let signals = SignalWatch(signals: [SIGINT, SIGTERM])
+        defer { signals.stop() }
+        do {
+            let outcome = try await execute(request, directory: directory, clock: clock, signals: signals, result: &result)
+            result.status = outcome.status
+            result.reason = outcome.reason
+            result.evidence = outcome.evidence
+        } catch let error as HarnessError {
+            result.status = .error
+            result.reason = error.description
+            result.end = error.kind == .badInput ? "bad-input" : "infrastructure"
+        } catch {
+            result.status = .error
+            result.reason = "harness error: \(error)"
+            result.end = "infrastructure"
+        }
+        result.timings = clock.timings
+        result.finishedAt = ISO8601DateFormatter().string(from: Date())
+        try record(result, in: directory)
+        return result
+    }
+
+    private func record(_ result: RunResult, in directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try Files.writeAtomically(try encoder.encode(result), to: "\(directory)/result.json")
+    }
+
+    private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
+                         signals: SignalWatch, result: inout RunResult) async throws -> Outcome {
+        events(.phase("kernel \(request.kernel)"))
+        let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory) }
+        result.kernelIdentity = kernel.identity
+        if let signal = signals.received { return interrupted(signal, result: &result) }
+
+        events(.phase("initramfs"))
+        let guest = try GuestAssets.directory()
+        let initramfs = try clock.measure("initramfs") { try buildInitramfs(request, guest: guest, kernel: kernel) }
+        try Files.writeAtomically(initramfs.manifest, to: "\(directory)/initramfs.manifest")
+
+        let profile = try MachineProfile.named(request.machine)
+        var cmdline = ["console=ttyAMA0", "earlycon", "printk.time=1", "panic=-1", "oops=panic",
+                       "rdinit=/init", "kharness.workload=\(request.workloadScript == nil ? request.workload : "custom")"]
+        if !request.scenarios.isEmpty { cmdline.append("kharness.scenarios=\(request.scenarios.joined(separator: ","))") }
+        cmdline += profile.cmdline + request.extraCmdline
+        let consoleLog = "\(directory)/console.log"
+        let domainName = "kharness-\(result.runID)"
+        var description = DomainDescription(
+            name: domainName, emulator: profile.emulator, kernel: kernel.image, initrd: initramfs.path,
+            cmdline: cmdline.joined(separator: " "), consoleLog: consoleLog)
+        description.vcpus = request.vcpus
+        description.memoryMiB = request.memoryMiB
+        description.smmuv3 = profile.smmuv3
+        description.devices = profile.devices
+        description.globals = profile.globals
+        try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
+        try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
+
+        events(.phase("start \(domainName)"))
+        let connection = try LibvirtConnection(uri: request.connectionURI)
+        let domain = try clock.measure("start") { try connection.startTransient(description) }
+        let qemuPID = QemuProcess.pid(domain: domainName)
+
+        let watch = GuestWatch(request: request, consoleLog: consoleLog, events: events)
+        let end = await watch.follow(domain: domain, clock: clock, signals: signals)
+
+        let teardownStart = Date()
+        if !domain.destroy() || QemuProcess.isRunning(domain: domainName) {
+            try? await reap(domainName: domainName, uri: request.connectionURI, pid: qemuPID)
+        }
+        connection.close()
+        clock.record("teardown", since: teardownStart)
+
+        let analysis = watch.finish()
+        result.consoleBytes = watch.consoleBytes
+        result.kernelRelease = analysis.kernelRelease
+        result.scenarios = analysis.scenarios
+        result.reports = analysis.reports
+        switch end {
+        case .guestFinished: result.end = "finished"
+        case .timeout: result.end = "timeout"
+        case .interrupted: result.end = "interrupted"
+        case .infrastructure: result.end = "infrastructure"
+        case .bootFailed: result.end = "boot-failed"
+        }
+        return decideOutcome(analysis: analysis, end: end, workload: request.workload)
+    }
+
+    private func interrupted(_ signal: Int32, result: inout RunResult) -> Outcome {
+        result.end = "interrupted"
+        return Outcome(status: .error, reason: "interrupted by \(SignalWatch.name(signal))", evidence: [])
+    }
+
+    /// libvirt lost track of the domain (the daemon died): reconnect and
+    /// destroy it, or kill the QEMU process directly when the daemon stays away.
+    private func reap(domainName: String, uri: String, pid: pid_t?) async throws {
+        for _ in 0..<100 {
+            if let connection = try? LibvirtConnection(uri: uri) {
+                if let domain = connection.domain(named: domainName) { domain.destroy() }
+                connection.close()
+                if !QemuProcess.isRunning(domain: domainName) { return }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        if let pid { QemuProcess.kill(pid: pid, domain: domainName) }
+    }
+
+    private func prepareKernel(_ request: RunRequest, directory: String) async throws -> KernelArtifacts {
+        switch request.kernel {
+        case .debian(let version):
+            return try await DebianKernelFetcher(cache: cache).fetch(version: version)
+        case .image(let path, let modules):
+            try KernelImageFile.validate(path)
+            if let modules, !Files.isDirectory(modules) {
+                throw HarnessError.badInput(modules, "modules directory does not exist")
+            }
+            return KernelArtifacts(image: Files.absolute(path), modulesDirectory: modules.map(Files.absolute),
+                                   identity: "image:\(try Digest.sha256(file: path))")
+        case .git:
+            guard let provider = sourceKernelProvider else {
+                throw HarnessError.badInput(request.kernel.description, "git: kernels are not supported by this build")
+            }
+            return try await provider(request, directory)
+        }
+    }
+
+    private func buildInitramfs(_ request: RunRequest, guest: String, kernel: KernelArtifacts) throws -> Initramfs {
+        var files = [InitramfsSpec.HostFile(hostPath: "\(guest)/init/init", guestPath: "/init", mode: 0o755)]
+        let workloads = "\(guest)/init/workloads"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: workloads))?.sorted() ?? [] where name.hasSuffix(".sh") {
+            files.append(.init(hostPath: "\(workloads)/\(name)", guestPath: "/usr/share/kharness/workloads/\(name)"))
+        }
+        if let script = request.workloadScript {
+            guard Files.exists(script) else { throw HarnessError.badInput(script, "workload script does not exist") }
+            files.append(.init(hostPath: script, guestPath: "/usr/share/kharness/workloads/custom.sh"))
+        } else if !Files.exists("\(workloads)/\(request.workload).sh") {
+            let known = files.compactMap { f -> String? in
+                f.guestPath.hasPrefix("/usr/share/kharness/workloads/")
+                    ? String((f.guestPath as NSString).lastPathComponent.dropLast(3)) : nil
+            }
+            throw HarnessError.badInput(request.workload, "unknown workload (known: \(known.joined(separator: ", ")))")
+        }
+        let workloadPath = request.workloadScript ?? "\(workloads)/\(request.workload).sh"
+        var modules: InitramfsSpec.Modules?
+        if let directory = kernel.modulesDirectory {
+            let names = Self.declaredModules(in: (try? String(contentsOfFile: workloadPath, encoding: .utf8)) ?? "")
+            modules = InitramfsSpec.Modules(directory: directory, names: names)
+        }
+        let busybox = ProcessInfo.processInfo.environment["KHARNESS_BUSYBOX"] ?? "/bin/busybox"
+        return try InitramfsBuilder(cache: cache).build(InitramfsSpec(busybox: busybox, files: files, modules: modules))
+    }
+
+    /// A workload names the kernel modules it may load in a header line
+    /// `# kharness-modules: a b c`; only those go into the initramfs.
+    static func declaredModules(in script: String) -> [String] {
+        for line in script.split(separator: "\n").prefix(30) where line.hasPrefix("# kharness-modules:") {
+            return line.dropFirst("# kharness-modules:".count).split(separator: " ").map(String.init)
+        }
+        return []
+    }
+}
+
+/// Seconds spent per phase, in the order they ran.
+final class PhaseClock: @unchecked Sendable {
+    private(set) var timings: [String: Double] = [:]
+    private let start = Date()
+
+    func measure<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        let t0 = Date()
+        defer { record(phase, since: t0) }
+        return try body()
+    }
+
+    func measure<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
+        let t0 = Date()
+        defer { record(phase, since: t0) }
+        return try await body()
+    }
+
+    func record(_ phase: String, since t0: Date) {
+        record(phase, seconds: Date().timeIntervalSince(t0))
+    }
+
+    func record(_ phase: String, seconds: Double) {
+        timings[phase] = (seconds * 1000).rounded() / 1000
+        timings["total"] = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Support
+
+/// A named kind of guest machine: which QEMU, whether there is an SMMU, and
+/// which devices sit behind it.
+public struct MachineProfile: Sendable, Equatable {
+    public var name: String
+    public var emulator: String
+    public var smmuv3: Bool
+    public var devices: [RootBusDevice]
+    public var globals: [String]
+    /// Appended to the kernel command line, e.g. `iommu.strict=0`.
+    public var cmdline: [String]
+
+    public init(name: String, emulator: String, smmuv3: Bool, devices: [RootBusDevice],
+                globals: [String] = [], cmdline: [String] = []) {
+        self.name = name
+        self.emulator = emulator
+        self.smmuv3 = smmuv3
+        self.devices = devices
+        self.globals = globals
+        self.cmdline = cmdline
+    }
+
+    public static let stockEmulator = "/usr/bin/qemu-system-aarch64"
+
+    /// QEMU's `edu` device: a PCI device with DMA that needs no driver to be
+    /// placed in an IOMMU group, so the SMMU has something to translate for.
+    static let edu = RootBusDevice(driver: "edu", slot: 3)
+
+    public static let names = ["stock", "stock-lazy", "nosmmu"]
+
+    /// The machines that need nothing but the distribution's QEMU.
+    public static func named(_ name: String) throws -> MachineProfile {
+        switch name {
+        case "stock":
+            return MachineProfile(name: name, emulator: stockEmulator, smmuv3: true, devices: [edu],
+                                  cmdline: ["iommu.strict=1"])
+        case "stock-lazy":
+            return MachineProfile(name: name, emulator: stockEmulator, smmuv3: true, devices: [edu],
+                                  cmdline: ["iommu.strict=0"])
+        case "nosmmu":
+            return MachineProfile(name: name, emulator: stockEmulator, smmuv3: false, devices: [edu])
+        default:
+            throw HarnessError.badInput(name, "unknown machine (known: \(names.joined(separator: ", ")))")
+        }
+    }
+}
+
+/// The QEMU process behind a domain, for the one case libvirt cannot clean
+/// up after: the daemon itself died and did not come back.
+public enum QemuProcess {
+    public static func pidFile(domain: String) -> String { "/run/libvirt/qemu/\(domain).pid" }
+
+    public static func pid(domain: String) -> pid_t? {
+        guard let text = try? String(contentsOfFile: pidFile(domain: domain), encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
+        else { return nil }
+        return pid
+    }
+
+    /// Kills `pid` only if it still is QEMU running this domain, so a reused
+    /// PID never takes down an unrelated process.
+    @discardableResult
+    public static func kill(pid: pid_t, domain: String) -> Bool {
+        guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
+        let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard args.contains(where: { $0.contains("guest=\(domain),") || $0 == "guest=\(domain)" }) else { return false }
+        return Glibc.kill(pid, SIGKILL) == 0
+    }
+
+    public static func isRunning(domain: String) -> Bool {
+        guard let pid = pid(domain: domain) else { return false }
+        return Glibc.kill(pid, 0) == 0
+    }
+}

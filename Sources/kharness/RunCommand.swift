@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Harness
+import Kernel
+import Support
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a kernel on an emulated arm64 machine, run a workload, record a verdict.",
+        discussion: "Exit status: 0 PASS (or SKIP), 1 FAIL, 2 bad usage or input, 3 ERROR (infrastructure), 130/143 interrupted.")
+
+    @Option(help: "debian:<version>, image:<path>[,modules=<dir>] or git:<tree>@<rev>.")
+    var kernel: String
+
+    @Option(help: "A patch series for git: kernels (directory of format-patch files or an mbox).")
+    var series: String?
+
+    @Option(help: "Config fragments for git: kernels, comma-separated (from guest/configs).")
+    var config: String?
+
+    @Option(help: "Workload to run in the guest.")
+    var workload = "boot"
+
+    @Option(help: "Run this shell script in the guest as the workload instead.")
+    var workloadScript: String?
+
+    @Option(help: "Scenarios of the workload, comma-separated (default: all).")
+    var scenarios: String?
+
+    @Option(help: "Machine: stock, stock-lazy, nosmmu.")
+    var machine = "stock"
+
+    @Option(help: "Seconds from start until the guest's init must speak.")
+    var bootTimeout: Double = 120
+
+    @Option(help: "Seconds from start until the workload must be done.")
+    var timeout: Double = 600
+
+    @Option(help: "Guest vCPUs.")
+    var vcpus = 1
+
+    @Option(help: "Extra kernel command line argument (repeatable).")
+    var append: [String] = []
+
+    @Option(help: "Directory for run directories.")
+    var results = "results"
+
+    @Option(help: "libvirt connection URI.")
+    var connect = "qemu:///system"
+
+    @Flag(help: "Do not echo the guest console.")
+    var quiet = false
+
+    func run() async throws {
+        let result = try await exitOnError {
+            var request = RunRequest(kernel: try KernelSpec(parsing: kernel))
+            request.series = series
+            request.configFragments = config.map { $0.split(separator: ",").map(String.init) } ?? []
+            request.workload = workload
+            request.workloadScript = workloadScript.map(Files.absolute)
+            request.scenarios = scenarios.map { $0.split(separator: ",").map(String.init) } ?? []
+            request.machine = machine
+            request.bootTimeout = bootTimeout
+            request.totalTimeout = timeout
+            request.vcpus = vcpus
+            request.extraCmdline = append
+            request.resultsRoot = results
+            request.connectionURI = connect
+            let quiet = self.quiet
+            let runner = Runner(events: { event in
+                switch event {
+                case .started(let id, let dir): stderrLine("kharness: run \(id) in \(dir)")
+                case .phase(let p): stderrLine("kharness: \(p)")
+                case .console(let line): if !quiet { stderrLine("  | \(line)") }
+                }
+            })
+            return try await runner.run(request)
+        }
+        stderrLine("kharness: \(result.status.rawValue): \(result.reason)")
+        print(result.runID)
+        switch result.end {
+        case "interrupted": throw ExitCode(result.reason.contains("SIGTERM") ? 143 : 130)
+        default: if result.exitCode != 0 { throw ExitCode(result.exitCode) }
+        }
+    }
+}
+
+func stderrLine(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,167 @@
+import Classify
+import Foundation
+import Kernel
+import Machine
+import Support
+import XCTest
+
+@testable import Harness
+
+/// End-to-end runs on the real stack: libvirtd, QEMU 10, Debian's arm64 kernel.
+final class RealBootTests: XCTestCase {
+    private var resultsRoot = ""
+
+    override func setUp() async throws {
+        resultsRoot = NSTemporaryDirectory() + "kharness-results-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: resultsRoot, withIntermediateDirectories: true)
+    }
+
+    private func request(_ kernel: String) throws -> RunRequest {
+        var r = RunRequest(kernel: try KernelSpec(parsing: kernel))
+        r.resultsRoot = resultsRoot
+        return r
+    }
+
+    private func script(_ body: String) throws -> String {
+        let path = resultsRoot + "/workload-\(UUID().uuidString).sh"
+        try body.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    private func readResult(_ runID: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(resultsRoot)/\(runID)/result.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// Nothing of this run may outlive it: no libvirt domain, no QEMU.
+    private func assertNothingLeft(_ runID: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let connection = try LibvirtConnection(uri: "qemu:///system")
+        XCTAssertEqual(try connection.activeDomainNames(prefix: "kharness-\(runID)"), [], file: file, line: line)
+        let ps = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        XCTAssertFalse(ps.isEmpty)
+        let pgrep = Process()
+        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+        pgrep.arguments = ["-f", "guest=kharness-\(runID)"]
+        try pgrep.run()
+        pgrep.waitUntilExit()
+        XCTAssertEqual(pgrep.terminationStatus, 1, "a QEMU process of run \(runID) is still running", file: file, line: line)
+    }
+
+    func testDebian61BootsToPassWithSMMUEvidence() async throws {
+        let result = try await Runner().run(try request("debian:6.1"))
+        XCTAssertEqual(result.status, .pass, result.reason)
+        XCTAssertEqual(result.end, "finished")
+        XCTAssertTrue(result.kernelRelease?.hasPrefix("6.1.0-") == true, "\(String(describing: result.kernelRelease))")
+        XCTAssertTrue(result.evidence.contains { $0.contains("arm-smmu-v3") && $0.contains("features 0x") }, "\(result.evidence)")
+        XCTAssertTrue(result.evidence.contains { $0.contains("1234:11e8") && $0.contains("iommu_group") }, "\(result.evidence)")
+        XCTAssertEqual(result.scenarios.map(\.name), ["boot"])
+        let json = try readResult(result.runID)
+        XCTAssertEqual(json["status"] as? String, "PASS")
+        for file in ["console.log", "domain.xml", "cmdline", "initramfs.manifest"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(resultsRoot)/\(result.runID)/\(file)"), file)
+        }
+        XCTAssertNotNil(result.timings["boot"])
+        XCTAssertNotNil(result.timings["workload"])
+        try assertNothingLeft(result.runID)
+    }
+
+    func testImageThatIsNotAKernelIsAnErrorWithAReason() async throws {
+        let bogus = resultsRoot + "/not-a-kernel"
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: bogus))
+        let result = try await Runner().run(try request("image:\(bogus)"))
+        XCTAssertEqual(result.status, .error)
+        XCTAssertTrue(result.reason.contains("not an arm64 kernel Image"), result.reason)
+        XCTAssertTrue(result.reason.contains(bogus), result.reason)
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertEqual(try readResult(result.runID)["status"] as? String, "ERROR")
+        try assertNothingLeft(result.runID)
+    }
+
+    func testHangingWorkloadTimesOutAtTheDeadline() async throws {
+        var r = try request("debian:6.1")
+        r.workloadScript = try script("echo '@@kharness begin hang'\necho about to hang\nsleep 100000\n")
+        r.totalTimeout = 25
+        let result = try await Runner().run(r)
+        XCTAssertEqual(result.end, "timeout")
+        XCTAssertNotEqual(result.status, .pass)
+        XCTAssertNotEqual(result.status, .error, "a guest that hangs is the kernel's or workload's failure, not the harness's")
+        XCTAssertTrue(result.reason.contains("timeout"), result.reason)
+        XCTAssertTrue(result.reason.contains("about to hang"), "reason should quote the last console line: \(result.reason)")
+        try assertNothingLeft(result.runID)
+    }
+
+    /// libvirtd dies mid-run and comes back: the run is the infrastructure's
+    /// failure (ERROR), never the kernel's, and the guest is gone.
+    func testLibvirtdRestartDuringRunIsAnInfrastructureError() async throws {
+        var r = try request("debian:6.1")
+        r.workloadScript = try script("echo '@@kharness begin wait'\nsleep 100000\n")
+        r.totalTimeout = 120
+        let initSpoke = Flag()
+        let runner = Runner(events: { event in
+            if case .console(let line) = event, line.contains("@@kharness begin wait") { initSpoke.set() }
+        })
+        async let running = runner.run(r)
+        while !initSpoke.isSet { try await Task.sleep(for: .milliseconds(100)) }
+        try await Command.check("pkill", ["-x", "libvirtd"])
+        try await Task.sleep(for: .seconds(1))
+        try await Command.check("libvirtd", ["-d"])
+        let result = try await running
+        XCTAssertEqual(result.status, .error, result.reason)
+        XCTAssertEqual(result.end, "infrastructure")
+        XCTAssertTrue(result.reason.contains("libvirt"), result.reason)
+        try await waitForLibvirt()
+        try assertNothingLeft(result.runID)
+    }
+
+    private func waitForLibvirt() async throws {
+        for _ in 0..<100 {
+            if (try? LibvirtConnection(uri: "qemu:///system")) != nil { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        XCTFail("libvirtd did not come back")
+    }
+
+    func testSIGINTDestroysTheDomainAndRecordsInterrupted() async throws {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var kharness = products.appendingPathComponent("kharness").path
+        if !FileManager.default.fileExists(atPath: kharness) {
+            kharness = products.deletingLastPathComponent().appendingPathComponent("kharness").path
+        }
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: kharness), "build the kharness executable first (scripts/test does)")
+        let hang = try script("echo '@@kharness begin wait'\nsleep 100000\n")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: kharness)
+        process.arguments = ["run", "--kernel", "debian:6.1", "--workload-script", hang, "--results", resultsRoot, "--quiet"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the guest's init runs, then interrupt.
+        var runDirectory: String?
+        for _ in 0..<1200 {
+            if let dir = try FileManager.default.contentsOfDirectory(atPath: resultsRoot).first(where: { !$0.hasSuffix(".sh") }),
+               let console = try? String(contentsOfFile: "\(resultsRoot)/\(dir)/console.log", encoding: .utf8),
+               console.contains("@@kharness begin wait") {
+                runDirectory = dir
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let runID = try XCTUnwrap(runDirectory, "the guest never started")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130)
+        let json = try readResult(runID)
+        XCTAssertEqual(json["status"] as? String, "ERROR")
+        XCTAssertEqual(json["end"] as? String, "interrupted")
+        XCTAssertTrue((json["reason"] as? String)?.contains("SIGINT") == true, "\(json)")
+        try assertNothingLeft(runID)
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Support
+import XCTest
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+@testable import Machine
+
+final class DomainDescriptionTests: XCTestCase {
+    private func hostile() -> DomainDescription {
+        var d = DomainDescription(
+            name: "kh-<evil>&'\"name",
+            emulator: "/usr/bin/qemu-system-aarch64",
+            kernel: "/tmp/a dir/it's <Image>&\"x\"",
+            initrd: "/tmp/in\nitrd",
+            cmdline: "console=ttyAMA0 x='</cmdline><devices>' y=\"&amp;\"",
+            consoleLog: "/tmp/console'.log")
+        d.devices = [RootBusDevice(driver: "edu", slot: 3, properties: ["id": "a'b<c>"])]
+        d.globals = ["arm-smmuv3.ssidsize=16"]
+        return d
+    }
+
+    /// The hostile values survive a real XML parser unchanged, in the places
+    /// libvirt reads them from.
+    func testHostileValuesRoundTripThroughAnXMLParser() throws {
+        let d = hostile()
+        let doc = try XMLDocumentParser.parse(d.xml)
+        XCTAssertEqual(doc["name"], d.name)
+        XCTAssertEqual(doc["kernel"], d.kernel)
+        XCTAssertEqual(doc["initrd"], d.initrd)
+        XCTAssertEqual(doc["cmdline"], d.cmdline)
+        XCTAssertEqual(doc.attributes["path"], [d.consoleLog])
+        XCTAssertEqual(doc.attributes["value"], ["-device", d.devices[0].qemuJSON, "-global", "arm-smmuv3.ssidsize=16"])
+        let json = try JSONSerialization.jsonObject(with: Data(d.devices[0].qemuJSON.utf8)) as? [String: String]
+        XCTAssertEqual(json, ["driver": "edu", "bus": "pcie.0", "addr": "0x3", "id": "a'b<c>"])
+    }
+
+    /// libvirt's own schema accepts what we generate.
+    func testValidatesAgainstLibvirtSchema() async throws {
+        let path = NSTemporaryDirectory() + "kharness-domain-\(UUID().uuidString).xml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var d = hostile()
+        d.name = "kharness-schema-test"
+        d.traceLog = "/tmp/trace.log"
+        try d.xml.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try await Command.run("virt-xml-validate", [path, "domain"])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+    }
+
+    func testControlCharactersAreDropped() {
+        XCTAssertEqual(XMLEscaping.escape("a\u{1}b\u{0}c"), "abc")
+        XCTAssertEqual(XMLEscaping.escape("<&>'\""), "&lt;&amp;&gt;&apos;&quot;")
+    }
+}
+
+/// A tiny SAX collector over Foundation's XMLParser: element texts by name and
+/// attribute values by attribute name.
+final class XMLDocumentParser: NSObject, XMLParserDelegate {
+    private var texts: [String: String] = [:]
+    private(set) var attributes: [String: [String]] = [:]
+    private var current = ""
+    private var stack: [String] = []
+
+    subscript(element: String) -> String? { texts[element] }
+
+    static func parse(_ xml: String) throws -> XMLDocumentParser {
+        let collector = XMLDocumentParser()
+        let parser = XMLParser(data: Data(xml.utf8))
+        parser.delegate = collector
+        guard parser.parse() else {
+            throw NSError(domain: "xml", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(parser.parserError.map { "\($0)" } ?? "parse error")"])
+        }
+        return collector
+    }
+
+    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+        stack.append(elementName)
+        current = ""
+        for key in ["path", "value"] {
+            if let v = attributeDict[key] { attributes[key, default: []].append(v) }
+        }
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) { current += string }
+
+    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+        if texts[elementName] == nil, !current.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            texts[elementName] = current
+        }
+        current = ""
+        stack.removeLast()
+    }
+}
