@@ -15,6 +15,9 @@ public final class LibvirtConnection: @unchecked Sendable {
         // libvirt prints every error to stderr unless a handler is set; the
         // harness reports errors itself, once, in one line.
         virSetErrorFunc(nil) { _, _ in }
+        // A daemon that dies leaves a broken socket: writing to it must fail
+        // the call, not kill the harness with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
     }()
 
     public init(uri: String) throws {

@@ -52,9 +52,10 @@ final class RealBootTests: XCTestCase {
         XCTAssertEqual(result.status, .pass, result.reason)
         XCTAssertEqual(result.end, "finished")
         XCTAssertTrue(result.kernelRelease?.hasPrefix("6.1.0-") == true, "\(String(describing: result.kernelRelease))")
-        XCTAssertTrue(result.evidence.contains { $0.contains("arm-smmu-v3") && $0.contains("features 0x") }, "\(result.evidence)")
-        XCTAssertTrue(result.evidence.contains { $0.contains("1234:11e8") && $0.contains("iommu_group") }, "\(result.evidence)")
         XCTAssertEqual(result.scenarios.map(\.name), ["boot"])
+        let evidence = result.scenarios.first?.evidence ?? []
+        XCTAssertTrue(evidence.contains { $0.contains("arm-smmu-v3") && $0.contains("features 0x") }, "\(evidence)")
+        XCTAssertTrue(evidence.contains { $0.contains("1234:11e8") && $0.contains("iommu_group") }, "\(evidence)")
         let json = try readResult(result.runID)
         XCTAssertEqual(json["status"] as? String, "PASS")
         for file in ["console.log", "domain.xml", "cmdline", "initramfs.manifest"] {
@@ -102,9 +103,10 @@ final class RealBootTests: XCTestCase {
         })
         async let running = runner.run(r)
         while !initSpoke.isSet { try await Task.sleep(for: .milliseconds(100)) }
-        try await Command.check("pkill", ["-x", "libvirtd"])
+        try await Command.check("pkill", ["-KILL", "-x", "libvirtd"])
         try await Task.sleep(for: .seconds(1))
-        try await Command.check("libvirtd", ["-d"])
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        try await Command.check(repo.path + "/scripts/start-libvirt", [])
         let result = try await running
         XCTAssertEqual(result.status, .error, result.reason)
         XCTAssertEqual(result.end, "infrastructure")

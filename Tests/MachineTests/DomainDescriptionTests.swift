@@ -40,9 +40,14 @@ final class DomainDescriptionTests: XCTestCase {
     func testValidatesAgainstLibvirtSchema() async throws {
         let path = NSTemporaryDirectory() + "kharness-domain-\(UUID().uuidString).xml"
         defer { try? FileManager.default.removeItem(atPath: path) }
+        // The schema restricts file names (no spaces or newlines) more than
+        // libvirt itself does; hostile values are covered by the round trip.
         var d = hostile()
         d.name = "kharness-schema-test"
-        d.traceLog = "/tmp/trace.log"
+        d.kernel = "/var/cache/kharness/Image"
+        d.initrd = "/var/cache/kharness/initramfs/abc.cpio"
+        d.consoleLog = "/work/results/run/console.log"
+        d.traceLog = "/work/results/run/trace.log"
         try d.xml.write(toFile: path, atomically: true, encoding: .utf8)
         let result = try await Command.run("virt-xml-validate", [path, "domain"])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
