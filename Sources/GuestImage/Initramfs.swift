@@ -55,6 +55,41 @@ public struct InitramfsBuilder: Sendable {
     /// file's own hash, so any change of content makes a new image.
     public func build(_ spec: InitramfsSpec) throws -> Initramfs {
         try Self.checkBusybox(spec.busybox)
+        // Fast path: the same files, unchanged on disk since the last build
+        // (same size, mtime, inode), need not be read and hashed again.
+        let statKey = try Self.statKey(spec)
+        let dir = try cache.directory("initramfs")
+        let memo = "\(dir)/stat-\(statKey)"
+        if let text = try? String(contentsOfFile: memo, encoding: .utf8),
+           let newline = text.firstIndex(of: "\n") {
+            let path = "\(dir)/\(text[..<newline]).cpio"
+            if Files.exists(path) {
+                return Initramfs(path: path, manifest: String(text[text.index(after: newline)...]), cacheHit: true)
+            }
+        }
+        let built = try buildFromContents(spec, directory: dir)
+        let key = ((built.path as NSString).lastPathComponent as NSString).deletingPathExtension
+        try Files.writeAtomically(key + "\n" + built.manifest, to: memo)
+        return built
+    }
+
+    /// Identifies the inputs by name and file metadata only.
+    static func statKey(_ spec: InitramfsSpec) throws -> String {
+        var lines: [String] = []
+        func add(_ host: String, _ guest: String, _ mode: UInt32) throws {
+            var st = stat()
+            guard stat(host, &st) == 0 else { throw HarnessError.badInput(host, "cannot read file for the initramfs") }
+            lines.append("\(guest) \(String(mode, radix: 8)) \(host) \(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
+        }
+        try add(spec.busybox, "/bin/busybox", 0o755)
+        for file in spec.files { try add(file.hostPath, file.guestPath, file.mode) }
+        if let modules = spec.modules, !modules.names.isEmpty {
+            for relative in try moduleFiles(modules) { try add("\(modules.directory)/\(relative)", relative, 0o644) }
+        }
+        return Digest.sha256(lines.joined(separator: "\n"))
+    }
+
+    private func buildFromContents(_ spec: InitramfsSpec, directory dir: String) throws -> Initramfs {
         var entries: [CpioWriter.Entry] = []
         for dir in ["/bin", "/sbin", "/usr", "/usr/bin", "/usr/sbin", "/dev", "/proc", "/sys",
                     "/tmp", "/run", "/mnt", "/lib", "/lib/modules", "/etc", "/usr/share",
@@ -97,7 +132,6 @@ public struct InitramfsBuilder: Sendable {
 
         let manifest = entries.map(Self.manifestLine).joined(separator: "\n") + "\n"
         let key = Digest.sha256(manifest)
-        let dir = try cache.directory("initramfs")
         let path = "\(dir)/\(key).cpio"
         if Files.exists(path) {
             return Initramfs(path: path, manifest: manifest, cacheHit: true)

@@ -32,7 +32,7 @@ final class GuestWatch {
             drain()
             if sawDone { break }
             if follower.bytesRead > request.consoleLimitBytes {
-                return .bootFailed("console flood: the guest printed more than \(request.consoleLimitBytes >> 20) MiB")
+                return .consoleFlood(limitBytes: request.consoleLimitBytes)
             }
             if let signal = signals.received {
                 return .interrupted(signal: SignalWatch.name(signal))

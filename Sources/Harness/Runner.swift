@@ -133,6 +133,7 @@ public final class Runner: @unchecked Sendable {
         case .interrupted: result.end = "interrupted"
         case .infrastructure: result.end = "infrastructure"
         case .bootFailed: result.end = "boot-failed"
+        case .consoleFlood: result.end = "console-flood"
         }
         return decideOutcome(analysis: analysis, end: end, workload: request.workload)
     }

@@ -91,6 +91,21 @@ final class RealBootTests: XCTestCase {
         try assertNothingLeft(result.runID)
     }
 
+    /// A guest spewing random bytes (NUL, escapes, invalid UTF-8) is stopped
+    /// at the console limit and judged FAIL; the harness survives it.
+    func testConsoleFloodOfGarbageStopsTheGuest() async throws {
+        var r = try request("debian:6.1")
+        r.workloadScript = try script("echo '@@kharness begin flood'\nhead -c 200000000 /dev/urandom\n")
+        r.consoleLimitBytes = 1 << 20
+        r.totalTimeout = 300
+        let result = try await Runner().run(r)
+        XCTAssertEqual(result.end, "console-flood")
+        XCTAssertEqual(result.status, .fail)
+        XCTAssertTrue(result.reason.hasPrefix("console flood: the guest printed more than 1 MiB"), result.reason)
+        XCTAssertGreaterThan(result.consoleBytes, 1 << 20)
+        try assertNothingLeft(result.runID)
+    }
+
     /// libvirtd dies mid-run and comes back: the run is the infrastructure's
     /// failure (ERROR), never the kernel's, and the guest is gone.
     func testLibvirtdRestartDuringRunIsAnInfrastructureError() async throws {

@@ -1,0 +1,489 @@
+import Foundation
+
+/// Reads a console log as untrusted bytes and finds kernel reports, SMMU events,
+/// boot banners and the guest's `@@kharness` protocol lines.
+///
+/// Streaming with bounded memory: bytes may arrive in any chunking; a line is cut at
+/// ``maxLineBytes``, a report at ``maxReportLines``/``maxReportBytes``, and only the
+/// first ``maxStoredReports`` reports and ``maxStoredSmmuEvents`` events are kept (the
+/// rest are counted). The hot path looks at bytes only; a line becomes a `String`
+/// only when a cheap prefix check says it matters or a report is being collected.
+public struct ConsoleClassifier {
+    public static let maxLineBytes = 4096
+    public static let maxStoredReports = 64
+    public static let maxReportLines = 400
+    public static let maxReportBytes = 64 * 1024
+    public static let maxStoredSmmuEvents = 256
+    public static let lastLineCount = 20
+    static let maxScenarios = 256
+    static let maxEvidence = 32
+    /// More SMMU events than this in one run is reported as an event storm.
+    public static let smmuStormThreshold = 100
+
+    private let suppressions: Suppressions
+    private var partial: [UInt8] = []
+    private var partialTruncated = false
+    private var result = ConsoleAnalysis()
+    private var lineNumber = 0
+
+    private var ring: [[UInt8]] = Array(repeating: [], count: ConsoleClassifier.lastLineCount)
+    private var ringNext = 0
+
+    private var open: ReportDraft?
+    private var openCaller = 0
+    private var openEndsWithSeparator = false
+    private var reportsSeen = 0
+
+    private var noteLine = -1_000_000
+    private var noteText: String?
+    private var lastBootingLine = -1_000_000
+
+    private var smmu = SmmuTracker()
+    private var smmuTitles: Set<String> = []
+    private var smmuStormReported = false
+    private var scenarioIndex: [String: Int] = [:]
+
+    public init(suppressions: Suppressions = Suppressions()) {
+        self.suppressions = suppressions
+        partial.reserveCapacity(Self.maxLineBytes)
+    }
+
+    /// Reads the next bytes of the console, in any chunking.
+    public mutating func feed(_ bytes: some Collection<UInt8>) {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { self.feedBuffer($0) }
+        if done == nil {
+            let copy = Array(bytes)
+            copy.withUnsafeBufferPointer { self.feedBuffer($0) }
+        }
+    }
+
+    /// Ends the log: an unterminated last line counts, an open report is closed as cut off.
+    public mutating func finish() -> ConsoleAnalysis {
+        if !partial.isEmpty || partialTruncated { flushPartialLine() }
+        if open != nil { closeOpen(cutOff: true) }
+        commitSmmu(smmu.flush())
+        result.lineCount = lineNumber
+        var last: [String] = []
+        for k in 0..<Self.lastLineCount {
+            let entry = ring[(ringNext + k) % Self.lastLineCount]
+            if !entry.isEmpty { last.append(Bytes.sanitize(entry, limit: 512)) }
+        }
+        result.lastLines = last
+        // SMMU events are committed a few lines late; keep console order.
+        result.reports = result.reports.enumerated()
+            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }
+            .map(\.element)
+        var analysis = result
+        suppressions.apply(to: &analysis)
+        return analysis
+    }
+
+    // MARK: - Lines
+
+    private mutating func feedBuffer(_ buf: UnsafeBufferPointer<UInt8>) {
+        guard let base = buf.baseAddress else { return }
+        let n = buf.count
+        var start = 0
+        while start < n {
+            guard let hit = memchr(base + start, 0x0A, n - start) else {
+                appendPartial(UnsafeBufferPointer(rebasing: buf[start..<n]))
+                return
+            }
+            let end = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if partial.isEmpty && !partialTruncated {
+                let len = min(end - start, Self.maxLineBytes)
+                processRawLine(UnsafeBufferPointer(start: base + start, count: len), truncated: end - start > len)
+            } else {
+                appendPartial(UnsafeBufferPointer(rebasing: buf[start..<end]))
+                flushPartialLine()
+            }
+            start = end + 1
+        }
+    }
+
+    private mutating func appendPartial(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let room = Self.maxLineBytes - partial.count
+        if bytes.count > room {
+            if room > 0 { partial.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<room])) }
+            partialTruncated = true
+        } else {
+            partial.append(contentsOf: bytes)
+        }
+    }
+
+    private mutating func flushPartialLine() {
+        var line: [UInt8] = []
+        swap(&line, &partial)
+        let truncated = partialTruncated
+        partialTruncated = false
+        line.withUnsafeBufferPointer { processRawLine($0, truncated: truncated) }
+        line.removeAll(keepingCapacity: true)
+        swap(&line, &partial)
+    }
+
+    /// Splits at carriage returns (`\r\n` endings, progress output) and drops NUL-only noise.
+    private mutating func processRawLine(_ raw: UnsafeBufferPointer<UInt8>, truncated: Bool) {
+        var line = raw
+        while let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
+        guard let base = line.baseAddress, !line.isEmpty else {
+            processLine(UnsafeBufferPointer(start: nil, count: 0), truncated: truncated)
+            return
+        }
+        guard memchr(base, 0x0D, line.count) != nil else {
+            processLine(line, truncated: truncated)
+            return
+        }
+        var start = 0
+        while start <= line.count {
+            let rest = line.count - start
+            let hit = rest > 0 ? memchr(base + start, 0x0D, rest) : nil
+            let end = hit.map { base.distance(to: $0.assumingMemoryBound(to: UInt8.self)) } ?? line.count
+            if end > start { processLine(UnsafeBufferPointer(start: base + start, count: end - start), truncated: truncated) }
+            start = end + 1
+        }
+    }
+
+    private mutating func remember(_ line: UnsafeBufferPointer<UInt8>) {
+        let keep = min(line.count, 512)
+        ring[ringNext].removeAll(keepingCapacity: true)
+        ring[ringNext].append(contentsOf: UnsafeBufferPointer(rebasing: line[0..<keep]))
+        ringNext = (ringNext + 1) % Self.lastLineCount
+    }
+
+    private enum LineKind {
+        case none, start, secondary, panic, endMarker, separator, note, booting, linuxVersion, smmu
+        case smmuSuppressed, leakObject
+    }
+
+    private mutating func processLine(_ line: UnsafeBufferPointer<UInt8>, truncated: Bool) {
+        lineNumber += 1
+        if !smmu.isIdle, lineNumber - smmu.pendingSince > 8 { commitSmmu(smmu.flush()) }
+        if line.isEmpty {
+            if open != nil { appendToOpen("", damaged: false) }
+            return
+        }
+        remember(line)
+        var m = Bytes.messageStart(line)
+        guard m < line.count else { return }
+        if let base = line.baseAddress, memchr(base + m, 0x40, line.count - m) != nil,
+           let at = Bytes.find(line, "@@kharness ", from: m)
+        {
+            handleProtocol(Bytes.sanitize(UnsafeBufferPointer(rebasing: line[(at + 11)...]), limit: 1024))
+            return
+        }
+        var kind = detect(line, m)
+        if kind == .none, let e = Bytes.embeddedMessageStart(line, after: m) {
+            let k = detect(line, e)
+            if k == .start || k == .panic || k == .secondary || k == .booting || k == .linuxVersion {
+                kind = k
+                m = e
+            }
+        }
+        switch kind {
+        case .none:
+            if open != nil { appendIfSameCaller(line, m, truncated) }
+        case .start, .leakObject:
+            if kind == .leakObject, let o = open, o.lines.count <= 2, o.lines.first?.hasPrefix("BUG: memory leak") == true {
+                appendIfSameCaller(line, m, truncated)
+                return
+            }
+            startReport(line, m, truncated)
+        case .secondary:
+            if open != nil { appendIfSameCaller(line, m, truncated) } else { startReport(line, m, truncated) }
+        case .panic:
+            handlePanic(line, m, truncated)
+        case .endMarker:
+            if open != nil {
+                appendIfSameCaller(line, m, truncated)
+                open?.sawEndMarker = true
+                closeOpen(cutOff: false)
+            }
+        case .separator:
+            if open != nil, openEndsWithSeparator, (open?.lines.count ?? 0) > 1 {
+                open?.sawEndMarker = true
+                closeOpen(cutOff: false)
+            }
+        case .note:
+            noteLine = lineNumber
+            noteText = Bytes.sanitize(UnsafeBufferPointer(rebasing: line[m...]), limit: 256)
+            if open != nil { appendIfSameCaller(line, m, truncated) }
+        case .booting, .linuxVersion:
+            handleBanner(line, m, isBooting: kind == .booting)
+        case .smmu:
+            handleSmmu(line, m)
+        case .smmuSuppressed:
+            let text = Bytes.sanitize(UnsafeBufferPointer(rebasing: line[m...]), limit: 256)
+            if let colon = text.range(of: ": "),
+               let count = Int(text[colon.upperBound...].prefix(while: { $0.isNumber }))
+            {
+                result.smmuEventCount += count
+                checkSmmuStorm()
+            }
+        }
+    }
+
+    /// Cheap classification on the bytes at the message start.
+    private func detect(_ line: UnsafeBufferPointer<UInt8>, _ m: Int) -> LineKind {
+        guard m < line.count else { return .none }
+        switch line[m] {
+        case UInt8(ascii: "B"):
+            if Bytes.hasPrefix(line, at: m, "BUG: ") { return .start }
+            if Bytes.hasPrefix(line, at: m, "Booting Linux on physical CPU") { return .booting }
+        case UInt8(ascii: "W"):
+            if Bytes.hasPrefix(line, at: m, "WARNING: ") { return .start }
+            if Bytes.hasPrefix(line, at: m, "Watchdog detected hard LOCKUP") { return .start }
+        case UInt8(ascii: "U"):
+            if Bytes.hasPrefix(line, at: m, "Unable to handle kernel ") { return .start }
+            if Bytes.hasPrefix(line, at: m, "UBSAN: ") { return .start }
+        case UInt8(ascii: "I"):
+            if Bytes.hasPrefix(line, at: m, "INFO: ") {
+                if Bytes.hasPrefix(line, at: m + 6, "task "), Bytes.find(line, "blocked for more than", from: m) != nil {
+                    return .start
+                }
+                if Bytes.hasPrefix(line, at: m + 6, "rcu"), Bytes.find(line, "detected", from: m) != nil {
+                    return .start
+                }
+                for p: StaticString in [
+                    "possible circular locking", "possible recursive locking", "inconsistent lock state",
+                    "trying to register non-static key", "suspicious RCU usage",
+                ] where Bytes.hasPrefix(line, at: m + 6, p) {
+                    return .start
+                }
+                return .none
+            }
+            if Bytes.hasPrefix(line, at: m, "Internal error: ") { return .secondary }
+        case UInt8(ascii: "K"):
+            if Bytes.hasPrefix(line, at: m, "Kernel panic - not syncing") { return .panic }
+            if Bytes.hasPrefix(line, at: m, "Kernel BUG at ") { return .start }
+        case UInt8(ascii: "k"):
+            if Bytes.hasPrefix(line, at: m, "kernel BUG at ") { return .start }
+        case UInt8(ascii: "g"):
+            if Bytes.hasPrefix(line, at: m, "general protection fault") { return .start }
+        case UInt8(ascii: "d"):
+            if Bytes.hasPrefix(line, at: m, "divide error: ") { return .start }
+        case UInt8(ascii: "i"):
+            if Bytes.hasPrefix(line, at: m, "invalid opcode: "), Bytes.find(line, " [#", from: m) != nil { return .secondary }
+        case UInt8(ascii: "L"):
+            if Bytes.hasPrefix(line, at: m, "Linux version ") { return .linuxVersion }
+        case UInt8(ascii: "N"):
+            if Bytes.hasPrefix(line, at: m, "NMI watchdog: ") { return lockupKind(line, m + 14) }
+        case UInt8(ascii: "w"):
+            if Bytes.hasPrefix(line, at: m, "watchdog: ") { return lockupKind(line, m + 10) }
+        case UInt8(ascii: "r"):
+            if Bytes.hasPrefix(line, at: m, "rcu: INFO: "), Bytes.find(line, "detected", from: m) != nil { return .start }
+            if Bytes.hasPrefix(line, at: m, "refcount_t: ") { return .note }
+        case UInt8(ascii: "O"):
+            if Bytes.hasPrefix(line, at: m, "ODEBUG: ") { return .note }
+            if Bytes.hasPrefix(line, at: m, "Oops"), Bytes.find(line, " [#", from: m) != nil { return .secondary }
+        case UInt8(ascii: "a"):
+            if Bytes.hasPrefix(line, at: m, "arm-smmu-v3 ") { return .smmu }
+            if Bytes.hasPrefix(line, at: m, "arm_smmu_"), Bytes.find(line, "callbacks suppressed", from: m) != nil {
+                return .smmuSuppressed
+            }
+        case UInt8(ascii: "u"):
+            if Bytes.hasPrefix(line, at: m, "unreferenced object 0x") { return .leakObject }
+        case UInt8(ascii: "-"):
+            if Bytes.hasPrefix(line, at: m, "---[ end ") { return .endMarker }
+        case UInt8(ascii: "="):
+            if Bytes.hasPrefix(line, at: m, "====================") { return .separator }
+        default:
+            break
+        }
+        return .none
+    }
+
+    private func lockupKind(_ line: UnsafeBufferPointer<UInt8>, _ at: Int) -> LineKind {
+        if Bytes.hasPrefix(line, at: at, "BUG: soft lockup") { return .start }
+        if Bytes.hasPrefix(line, at: at, "Watchdog detected hard LOCKUP") { return .start }
+        if Bytes.hasPrefix(line, at: at, "watchdog: Watchdog detected hard LOCKUP") { return .start }
+        return .none
+    }
+
+    // MARK: - Reports
+
+    private func message(_ line: UnsafeBufferPointer<UInt8>, _ m: Int) -> String {
+        Bytes.sanitize(UnsafeBufferPointer(rebasing: line[m...]), limit: 1024)
+    }
+
+    private mutating func startReport(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, _ truncated: Bool) {
+        if open != nil { closeOpen(cutOff: false) }
+        let first = message(line, m)
+        var draft = ReportDraft()
+        draft.startLine = lineNumber
+        draft.lines = [first]
+        draft.byteCount = first.utf8.count
+        draft.damaged = truncated
+        if lineNumber - noteLine <= 3, first.hasPrefix("WARNING") { draft.note = noteText }
+        open = draft
+        openCaller = Bytes.callerID(line, end: m)
+        openEndsWithSeparator = first.hasPrefix("BUG: KASAN") || first.hasPrefix("BUG: KFENCE")
+            || first.hasPrefix("BUG: KMSAN") || first.hasPrefix("BUG: KCSAN") || first.hasPrefix("UBSAN")
+    }
+
+    private mutating func appendIfSameCaller(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, _ truncated: Bool) {
+        if openCaller != 0 {
+            let caller = Bytes.callerID(line, end: m)
+            if caller != 0 && caller != openCaller { return }
+        }
+        appendToOpen(message(line, m), damaged: truncated)
+    }
+
+    private mutating func appendToOpen(_ text: String, damaged: Bool) {
+        guard var draft = open else { return }
+        open = nil
+        draft.lines.append(text)
+        draft.byteCount += text.utf8.count + 1
+        if damaged { draft.damaged = true }
+        open = draft
+        if draft.lines.count >= Self.maxReportLines || draft.byteCount >= Self.maxReportBytes {
+            closeOpen(cutOff: false)
+        }
+    }
+
+    /// Panics caused by an earlier report (panic_on_warn, "Fatal exception") belong to it.
+    private mutating func handlePanic(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, _ truncated: Bool) {
+        if open != nil {
+            appendIfSameCaller(line, m, truncated)
+            return
+        }
+        let text = message(line, m)
+        let consequences = [
+            "Fatal exception", "panic_on_warn", "panic_on_oops", "hung_task", "softlockup", "hardlockup",
+            "Hard LOCKUP", "RCU Stall", "rcu_stall", "kfence", "KASAN", "Aiee, killing interrupt handler",
+            "Oops", "panic_on_taint",
+        ]
+        if reportsSeen > 0, consequences.contains(where: { text.contains($0) }) { return }
+        startReport(line, m, truncated)
+    }
+
+    private mutating func closeOpen(cutOff: Bool) {
+        guard var draft = open else { return }
+        open = nil
+        if cutOff && !draft.sawEndMarker && draft.lines.count < 4 { draft.damaged = true }
+        store(draft)
+    }
+
+    private mutating func store(_ draft: ReportDraft) {
+        reportsSeen += 1
+        guard result.reports.count < Self.maxStoredReports else {
+            result.reportsDropped += 1
+            return
+        }
+        result.reports.append(ReportAnalyzer.analyze(draft))
+    }
+
+    private mutating func storeFixed(_ category: KernelReport.Category, _ title: String, text: String, line: Int) {
+        var draft = ReportDraft()
+        draft.startLine = line
+        draft.lines = [text]
+        draft.fixed = (category, title)
+        store(draft)
+    }
+
+    // MARK: - Banners, protocol, SMMU
+
+    private mutating func handleBanner(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, isBooting: Bool) {
+        if open != nil { closeOpen(cutOff: true) }
+        let text = message(line, m)
+        if isBooting {
+            lastBootingLine = lineNumber
+            result.bootBanners += 1
+        } else {
+            if lineNumber - lastBootingLine > 10 { result.bootBanners += 1 }
+            let release = text.dropFirst("Linux version ".count).prefix(while: { $0 != " " })
+            if !release.isEmpty, result.kernelRelease == nil || result.bootBanners > 1 {
+                if !sawProtocolRelease { result.kernelRelease = String(release.prefix(128)) }
+            }
+        }
+        if result.bootBanners == 2, isBooting || lineNumber - lastBootingLine > 10 {
+            storeFixed(.reboot, "unexpected kernel reboot", text: text, line: lineNumber)
+        }
+    }
+
+    private var sawProtocolRelease = false
+
+    private mutating func handleProtocol(_ text: String) {
+        let parts = text.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
+        guard let verb = parts.first else { return }
+        func scenario(_ name: Substring) -> Int? {
+            let key = String(name.prefix(128))
+            if let i = scenarioIndex[key] { return i }
+            guard result.scenarios.count < Self.maxScenarios else { return nil }
+            result.scenarios.append(ScenarioResult(name: key, status: .miss, reason: "began but gave no result"))
+            scenarioIndex[key] = result.scenarios.count - 1
+            return result.scenarios.count - 1
+        }
+        switch verb {
+        case "release" where parts.count >= 2:
+            result.kernelRelease = String(parts[1].prefix(128))
+            sawProtocolRelease = true
+        case "begin" where parts.count >= 2:
+            _ = scenario(parts[1])
+        case "evidence" where parts.count >= 2:
+            if let i = scenario(parts[1]), result.scenarios[i].evidence.count < Self.maxEvidence {
+                result.scenarios[i].evidence.append(parts.dropFirst(2).joined(separator: " "))
+            }
+        case "result" where parts.count >= 3:
+            guard let i = scenario(parts[1]) else { return }
+            let status: RunStatus
+            switch parts[2].uppercased() {
+            case "PASS": status = .pass
+            case "FAIL": status = .fail
+            case "SKIP": status = .skip
+            default:
+                status = .fail
+            }
+            var reason = parts.count > 3 ? String(parts[3]) : ""
+            if !["PASS", "FAIL", "SKIP"].contains(parts[2].uppercased()) {
+                reason = "unknown result \"\(parts[2])\"" + (reason.isEmpty ? "" : ": \(reason)")
+            }
+            result.scenarios[i].status = status
+            result.scenarios[i].reason = reason
+            if status == .fail {
+                let name = result.scenarios[i].name
+                let body = ([reason] + result.scenarios[i].evidence).joined(separator: "\n")
+                storeFixed(.workload, "workload failure in \(name)", text: body, line: lineNumber)
+            }
+        case "end" where parts.count >= 2:
+            if let i = scenario(parts[1]) { result.scenarios[i].ended = true }
+        case "done":
+            result.sawDone = true
+        default:
+            break
+        }
+    }
+
+    private mutating func handleSmmu(_ line: UnsafeBufferPointer<UInt8>, _ m: Int) {
+        let text = message(line, m)
+        // "arm-smmu-v3 <device>: <message>"
+        let afterDriver = text.dropFirst("arm-smmu-v3 ".count)
+        guard let colon = afterDriver.range(of: ": ") else { return }
+        commitSmmu(smmu.handle(message: afterDriver[colon.upperBound...], line: lineNumber))
+    }
+
+    private mutating func commitSmmu(_ actions: [SmmuTracker.Action]) {
+        for action in actions {
+            switch action {
+            case .event(let event):
+                result.smmuEventCount += 1
+                if result.smmuEvents.count < Self.maxStoredSmmuEvents { result.smmuEvents.append(event) }
+                let title = "arm-smmu-v3: \(event.name) event"
+                if smmuTitles.insert(title).inserted {
+                    storeFixed(.smmuEvent, title, text: Smmu.describe(event), line: event.line)
+                }
+                checkSmmuStorm()
+            case .report(let title, let text, let line):
+                if smmuTitles.insert(title).inserted { storeFixed(.smmuEvent, title, text: text, line: line) }
+            }
+        }
+    }
+
+    private mutating func checkSmmuStorm() {
+        if !smmuStormReported, result.smmuEventCount > Self.smmuStormThreshold {
+            smmuStormReported = true
+            storeFixed(
+                .smmuEvent, "arm-smmu-v3: event storm",
+                text: "more than \(Self.smmuStormThreshold) SMMU events", line: lineNumber)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+/// What the classifier found in one console log.
+public struct ConsoleAnalysis: Codable, Sendable, Equatable {
+    /// Kernel reports in console order (at most `ConsoleClassifier.maxStoredReports`).
+    public var reports: [KernelReport] = []
+    /// Reports seen after the stored ones were full; counted, not kept.
+    public var reportsDropped: Int = 0
+    /// Scenarios announced with the `@@kharness` protocol, in order of first mention.
+    public var scenarios: [ScenarioResult] = []
+    /// From `@@kharness release`, else from the `Linux version` banner.
+    public var kernelRelease: String?
+    /// `@@kharness done` was seen: the guest's workload ran to its end.
+    public var sawDone: Bool = false
+    /// Boot banners seen; 2 or more means the guest rebooted unexpectedly.
+    public var bootBanners: Int = 0
+    /// The last console lines, sanitized, for timeout reasons.
+    public var lastLines: [String] = []
+    /// Decoded Arm SMMUv3 event records (at most `ConsoleClassifier.maxStoredSmmuEvents`).
+    public var smmuEvents: [SmmuEvent] = []
+    /// Every SMMU event the log showed or the kernel said it suppressed.
+    public var smmuEventCount: Int = 0
+    /// Total console lines read.
+    public var lineCount: Int = 0
+
+    public init() {}
+
+    /// True when the console shows that a Linux kernel started at all.
+    public var sawKernelOutput: Bool { bootBanners > 0 }
+}
+
+/// One kernel report (oops, sanitizer report, WARNING, hang, …) found in the console.
+public struct KernelReport: Codable, Sendable, Equatable {
+    /// One of ``Category``'s raw values, e.g. "kasan" or "hang".
+    public var category: String
+    /// The title the way syzbot names Linux crashes, e.g. "KASAN: slab-use-after-free Read in foo".
+    public var title: String
+    /// 16 hex digits from the category, title and the frames from the guilty one on,
+    /// with addresses, offsets, PIDs, CPUs, timestamps and line numbers left out, so the
+    /// same bug gets the same signature from run to run.
+    public var signature: String
+    /// The function blamed, after skipping generic frames (reporting, locking, allocation, …).
+    public var guiltyFrame: String?
+    /// The report's lines, printk prefixes removed, capped in size.
+    public var text: String
+    /// The report was cut off, interleaved with other output or lacks the parts its kind always has.
+    public var corrupted: Bool
+    /// A suppression rule matched: the report is known-benign and does not decide the outcome.
+    public var suppressed: Bool = false
+    /// Console line number (1-based) where the report starts.
+    public var line: Int = 0
+
+    public init(
+        category: String, title: String, signature: String, guiltyFrame: String?, text: String,
+        corrupted: Bool, suppressed: Bool = false, line: Int = 0
+    ) {
+        self.category = category
+        self.title = title
+        self.signature = signature
+        self.guiltyFrame = guiltyFrame
+        self.text = text
+        self.corrupted = corrupted
+        self.suppressed = suppressed
+        self.line = line
+    }
+
+    /// The report categories.
+    public enum Category: String, CaseIterable, Sendable {
+        case kasan, kfence, kmsan, kcsan, ubsan, oops, bug, warning, refcount, lockdep
+        case atomicSleep = "atomic-sleep"
+        case hang, panic, leak, reboot
+        case smmuEvent = "smmu-event"
+        case workload, other
+    }
+
+    /// Reports made by the kernel, as opposed to the guest's workload.
+    public var isKernelReport: Bool { category != Category.workload.rawValue }
+}
+
+/// A scenario's result from the `@@kharness` console protocol.
+public struct ScenarioResult: Codable, Sendable, Equatable {
+    public var name: String
+    /// PASS, FAIL or SKIP as the guest said; MISS when it began but never gave a result.
+    public var status: RunStatus
+    public var reason: String
+    public var evidence: [String]
+    /// `@@kharness end` was seen for it.
+    public var ended: Bool
+
+    public init(name: String, status: RunStatus, reason: String = "", evidence: [String] = [], ended: Bool = false) {
+        self.name = name
+        self.status = status
+        self.reason = reason
+        self.evidence = evidence
+        self.ended = ended
+    }
+}
+
+/// One Arm SMMUv3 event record, from either console format.
+public struct SmmuEvent: Codable, Sendable, Equatable {
+    /// Event name from the SMMUv3 architecture (F_TRANSLATION, C_BAD_CD, …), or "UNKNOWN(0xNN)".
+    public var name: String
+    /// The event number (bits [7:0] of the record's first doubleword).
+    public var id: Int?
+    public var streamID: UInt32?
+    /// Present when the record says a SubstreamID (PASID) is valid.
+    public var substreamID: UInt32?
+    /// Input address (IOVA) for translation faults, or the fetch address for fetch faults.
+    public var address: UInt64?
+    /// Intermediate physical address, for stage-2 faults.
+    public var ipa: UInt64?
+    /// The access was a read (true) or a write (false), when the record says.
+    public var read: Bool?
+    /// The device the kernel named ("client:" in 6.14+ kernels).
+    public var client: String?
+    /// The raw record doublewords, when the kernel printed them.
+    public var raw: [UInt64]
+    /// Console line number of the record's first line.
+    public var line: Int
+
+    public init(
+        name: String, id: Int? = nil, streamID: UInt32? = nil, substreamID: UInt32? = nil,
+        address: UInt64? = nil, ipa: UInt64? = nil, read: Bool? = nil, client: String? = nil,
+        raw: [UInt64] = [], line: Int = 0
+    ) {
+        self.name = name
+        self.id = id
+        self.streamID = streamID
+        self.substreamID = substreamID
+        self.address = address
+        self.ipa = ipa
+        self.read = read
+        self.client = client
+        self.raw = raw
+        self.line = line
+    }
+}
