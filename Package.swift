@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "Harness",
                 "Classify",
+                "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

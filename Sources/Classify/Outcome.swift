@@ -12,6 +12,8 @@ public enum RunStatus: String, Codable, Sendable {
     case miss = "MISS"
     /// The workload says it cannot run here (e.g. no SVA support).
     case skip = "SKIP"
+    /// The kernel did not compile or link, so nothing ran (KCIDB records this on the build).
+    case buildFail = "BUILD_FAIL"
 }
 
 /// How the run ended, as the harness saw it. The harness fills this in; the

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import Kernel
 
 /// What `result.json` says about a run. Written once, provisionally, when the
 /// run starts (so a harness killed outright still leaves an ERROR behind),
@@ -11,6 +12,8 @@ public struct RunResult: Codable, Sendable {
     public var evidence: [String]
     public var kernel: String
     public var kernelIdentity: String?
+    /// For `git:` kernels: the base commit, patches and hashes of the build.
+    public var build: KernelBuild?
     /// `uname -r` as the guest reported it.
     public var kernelRelease: String?
     public var machine: String
@@ -27,17 +30,17 @@ public struct RunResult: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", status, reason, evidence, kernel
-        case kernelIdentity = "kernel_identity", kernelRelease = "kernel_release"
+        case kernelIdentity = "kernel_identity", kernelRelease = "kernel_release", build
         case machine, workload, end, scenarios, reports, timings
         case consoleBytes = "console_bytes", startedAt = "started_at", finishedAt = "finished_at"
     }
 
-    /// The process exit code for this outcome: 0 PASS, 1 FAIL, 3 ERROR
+    /// The process exit code for this outcome: 0 PASS, 1 FAIL or BUILD_FAIL, 3 ERROR
     /// (SKIP and MISS are not failures of the kernel: 0).
     public var exitCode: Int32 {
         switch status {
         case .pass, .skip, .miss: return 0
-        case .fail: return 1
+        case .fail, .buildFail: return 1
         case .error: return end == "bad-input" ? 2 : 3
         }
     }

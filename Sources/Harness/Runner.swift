@@ -19,9 +19,6 @@ public enum RunEvent: Sendable {
 public final class Runner: @unchecked Sendable {
     public let cache: CacheDirectory
     private let events: @Sendable (RunEvent) -> Void
-    /// Builds `git:` kernels; set by whoever links the kernel builder in.
-    public var sourceKernelProvider: (@Sendable (RunRequest, String) async throws -> KernelArtifacts)?
-
     public init(cache: CacheDirectory = .fromEnvironment(), events: @escaping @Sendable (RunEvent) -> Void = { _ in }) {
         self.cache = cache
         self.events = events
@@ -43,7 +40,7 @@ public final class Runner: @unchecked Sendable {
         var result = RunResult(
             runID: runID, status: .error,
             reason: "run did not finish: the harness stopped before recording an outcome",
-            evidence: [], kernel: request.kernel.description, kernelIdentity: nil, kernelRelease: nil,
+            evidence: [], kernel: request.kernel.description, kernelIdentity: nil, build: nil, kernelRelease: nil,
             machine: request.machine, workload: request.workloadScript ?? request.workload,
             end: "harness-died", scenarios: [], reports: [], timings: [:], consoleBytes: 0,
             startedAt: ISO8601DateFormatter().string(from: Date()), finishedAt: nil)
@@ -56,6 +53,11 @@ public final class Runner: @unchecked Sendable {
             result.status = outcome.status
             result.reason = outcome.reason
             result.evidence = outcome.evidence
+        } catch let failure as KernelBuildFailure {
+            result.status = .buildFail
+            result.reason = failure.reason
+            result.evidence = ["build log: \(failure.logPath)"]
+            result.end = "build-failed"
         } catch let error as HarnessError {
             result.status = .error
             result.reason = error.description
@@ -80,7 +82,7 @@ public final class Runner: @unchecked Sendable {
     private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
                          signals: SignalWatch, result: inout RunResult) async throws -> Outcome {
         events(.phase("kernel \(request.kernel)"))
-        let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory) }
+        let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory, result: &result) }
         result.kernelIdentity = kernel.identity
         if let signal = signals.received { return interrupted(signal, result: &result) }
 
@@ -89,7 +91,12 @@ public final class Runner: @unchecked Sendable {
         let initramfs = try clock.measure("initramfs") { try buildInitramfs(request, guest: guest, kernel: kernel) }
         try Files.writeAtomically(initramfs.manifest, to: "\(directory)/initramfs.manifest")
 
-        let profile = try MachineProfile.named(request.machine)
+        var patchedQemu: String?
+        if MachineProfile.needsPatchedQemu(request.machine) {
+            events(.phase("patched QEMU (scripts/build-qemu)"))
+            patchedQemu = try await clock.measure("qemu") { try await PatchedQemu.path(guest: guest) }
+        }
+        let profile = try MachineProfile.named(request.machine, patchedEmulator: patchedQemu)
         var cmdline = ["console=ttyAMA0", "earlycon", "printk.time=1", "panic=-1", "oops=panic",
                        "rdinit=/init", "kharness.workload=\(request.workloadScript == nil ? request.workload : "custom")"]
         if !request.scenarios.isEmpty { cmdline.append("kharness.scenarios=\(request.scenarios.joined(separator: ","))") }
@@ -157,7 +164,7 @@ public final class Runner: @unchecked Sendable {
         if let pid { QemuProcess.kill(pid: pid, domain: domainName) }
     }
 
-    private func prepareKernel(_ request: RunRequest, directory: String) async throws -> KernelArtifacts {
+    private func prepareKernel(_ request: RunRequest, directory: String, result: inout RunResult) async throws -> KernelArtifacts {
         switch request.kernel {
         case .debian(let version):
             return try await DebianKernelFetcher(cache: cache).fetch(version: version)
@@ -169,10 +176,15 @@ public final class Runner: @unchecked Sendable {
             return KernelArtifacts(image: Files.absolute(path), modulesDirectory: modules.map(Files.absolute),
                                    identity: "image:\(try Digest.sha256(file: path))")
         case .git:
-            guard let provider = sourceKernelProvider else {
-                throw HarnessError.badInput(request.kernel.description, "git: kernels are not supported by this build")
+            let throttle = ProgressThrottle(events: events)
+            let builder = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory()) {
+                throttle.report($0)
             }
-            return try await provider(request, directory)
+            let build = try await builder.build(
+                SourceKernelRequest(spec: request.kernel, series: request.series, fragments: request.configFragments),
+                logPath: "\(directory)/build.log")
+            result.build = build
+            return build.artifacts
         }
     }
 
@@ -209,6 +221,52 @@ public final class Runner: @unchecked Sendable {
             return line.dropFirst("# kharness-modules:".count).split(separator: " ").map(String.init)
         }
         return []
+    }
+}
+
+/// kharness's patched QEMU for the SVA machine: `$KHARNESS_QEMU`, else what
+/// scripts/build-qemu prints (a cached build answers in well under a second).
+enum PatchedQemu {
+    static func path(guest: String) async throws -> String {
+        if let path = ProcessInfo.processInfo.environment["KHARNESS_QEMU"], !path.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw HarnessError.badInput(path, "KHARNESS_QEMU is not an executable")
+            }
+            return path
+        }
+        let script = (guest as NSString).deletingLastPathComponent + "/scripts/build-qemu"
+        guard Files.exists(script) else {
+            throw HarnessError.infrastructure(script, "not found; set KHARNESS_QEMU to a patched qemu-system-aarch64")
+        }
+        let result = try await Command.check(script, [], input: "scripts/build-qemu")
+        guard let path = result.stdout.split(separator: "\n").last.map(String.init),
+              FileManager.default.isExecutableFile(atPath: path)
+        else {
+            throw HarnessError.infrastructure("scripts/build-qemu", "printed no executable path")
+        }
+        return path
+    }
+}
+
+/// Passes on a build's progress when its phase changes and every ten
+/// seconds in between, so a 3-minute build is a few lines, not thousands.
+final class ProgressThrottle: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastPhase: BuildProgress.Phase?
+    private var lastElapsed = -100.0
+    private let events: @Sendable (RunEvent) -> Void
+
+    init(events: @escaping @Sendable (RunEvent) -> Void) { self.events = events }
+
+    func report(_ progress: BuildProgress) {
+        lock.lock()
+        let due = progress.phase != lastPhase || progress.elapsed - lastElapsed >= 10
+        if due {
+            lastPhase = progress.phase
+            lastElapsed = progress.elapsed
+        }
+        lock.unlock()
+        if due { events(.phase("build: \(progress.line)")) }
     }
 }
 

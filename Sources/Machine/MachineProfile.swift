@@ -28,11 +28,25 @@ public struct MachineProfile: Sendable, Equatable {
     /// placed in an IOMMU group, so the SMMU has something to translate for.
     static let edu = RootBusDevice(driver: "edu", slot: 3)
 
-    public static let names = ["stock", "stock-lazy", "nosmmu"]
+    public static let names = ["stock", "stock-lazy", "nosmmu", "sva"]
 
-    /// The machines that need nothing but the distribution's QEMU.
-    public static func named(_ name: String) throws -> MachineProfile {
+    /// Whether the machine needs kharness's patched QEMU (scripts/build-qemu).
+    public static func needsPatchedQemu(_ name: String) -> Bool { name == "sva" }
+
+    /// The emulated accelerator with PASID support (guest/qemu/README.md).
+    static let svaAccel = RootBusDevice(driver: "sva-accel", slot: 4)
+
+    /// `patchedEmulator` is the binary scripts/build-qemu printed; only the
+    /// SVA machine uses it.
+    public static func named(_ name: String, patchedEmulator: String? = nil) throws -> MachineProfile {
         switch name {
+        case "sva":
+            guard let patchedEmulator else {
+                throw HarnessError.badInput(name, "the sva machine needs the patched QEMU (scripts/build-qemu)")
+            }
+            // 16 substream ID bits, as many PASIDs as Linux's default pasid space needs here.
+            return MachineProfile(name: name, emulator: patchedEmulator, smmuv3: true, devices: [edu, svaAccel],
+                                  globals: ["arm-smmuv3.ssidsize=16"], cmdline: ["iommu.strict=1"])
         case "stock":
             return MachineProfile(name: name, emulator: stockEmulator, smmuv3: true, devices: [edu],
                                   cmdline: ["iommu.strict=1"])

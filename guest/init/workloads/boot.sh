@@ -39,6 +39,11 @@ done
 if [ -n "$ids" ]; then
 	if modprobe pci-stub ids="$ids" 2>/dev/null; then
 		evidence "bound pci-stub to $ids"
+	elif [ -e /sys/bus/pci/drivers/pci-stub/new_id ]; then
+		for id in $(echo "$ids" | tr , ' '); do
+			echo "${id%:*} ${id#*:}" > /sys/bus/pci/drivers/pci-stub/new_id
+		done
+		evidence "bound built-in pci-stub to $ids"
 	else
 		evidence "pci-stub not available for $ids"
 	fi

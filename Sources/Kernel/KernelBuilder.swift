@@ -1,0 +1,625 @@
+import Foundation
+import Support
+
+/// A kernel to build from source: a revision of a git tree, optionally with
+/// a patch series on top, configured from fragments in `guest/configs`.
+public struct SourceKernelRequest: Sendable {
+    /// Path of any kernel git repository (a clone, a bare repository, or one
+    /// made by scripts/kernel-source). It is only read, never checked out.
+    public var tree: String
+    /// Anything `git rev-parse` understands: a tag, a branch, a commit id.
+    public var revision: String
+    /// A directory of `git format-patch` files or a `b4 am` mbox.
+    public var series: String?
+    /// Fragment names besides `base`, e.g. `["smmuv3", "trace"]`.
+    public var fragments: [String]
+    /// Skips the cache lookup and runs make anyway (benchmarks, a suspect
+    /// cache entry). The result still replaces the cache entry.
+    public var rebuild: Bool
+
+    public init(tree: String, revision: String, series: String? = nil, fragments: [String] = [],
+                rebuild: Bool = false) {
+        self.tree = tree
+        self.revision = revision
+        self.series = series
+        self.fragments = fragments
+        self.rebuild = rebuild
+    }
+
+    public init(spec: KernelSpec, series: String? = nil, fragments: [String] = []) throws {
+        guard case .git(let tree, let revision) = spec else {
+            throw HarnessError.badInput(spec.description, "only git:<tree>@<rev> kernels are built from source")
+        }
+        self.init(tree: tree, revision: revision, series: series, fragments: fragments)
+    }
+
+    public var description: String { "git:\(tree)@\(revision)" }
+}
+
+/// A built kernel and everything needed to say which kernel it is.
+public struct KernelBuild: Sendable, Codable, Equatable {
+    public var artifacts: KernelArtifacts
+    public var tree: String
+    public var revision: String
+    /// The commit the series was applied to.
+    public var baseCommit: String
+    /// The commit that was built (equals `baseCommit` without a series).
+    public var builtCommit: String
+    public var patches: [SeriesPatch]
+    /// KCIDB patchset hash; empty without a series.
+    public var patchsetHash: String
+    public var configFragments: [String]
+    public var configHash: String
+    public var toolchain: String
+    /// The content address of this build in the cache.
+    public var cacheKey: String
+    /// True when the kernel came out of the cache and nothing was compiled.
+    public var cacheHit: Bool
+    public var buildLog: String
+    /// Seconds per phase (`patch`, `checkout`, `config`, `compile`, ...).
+    public var timings: [String: Double]
+    /// Objects make compiled or linked; 0 for a no-op or a cache hit.
+    public var objectsBuilt: Int
+    /// make's `O=` directory, for building out-of-tree modules against this
+    /// kernel (`make -C <dir> M=...`). Shared by every revision built from
+    /// the same tree and config, so it matches this build only until the
+    /// next one.
+    public var objectDirectory: String?
+}
+
+/// Builds kernels from git trees into the content-addressed cache.
+///
+/// Layout under the cache root:
+/// - `kernel-repos/<tree>.git`: a bare `--shared` clone of the user's tree,
+///   so patched commits and worktrees never touch the user's repository;
+/// - `kernel-work/<tree>-<config>/{src,obj}`: one worktree and one object
+///   directory per (tree, config), reused so the next revision builds
+///   incrementally;
+/// - `kernel-builds/<key>/`: Image, System.map, vmlinux, config, modules,
+///   build.log and build.json, keyed by (commit, series, config, toolchain).
+public struct KernelBuilder: Sendable {
+    public var cache: CacheDirectory
+    public var configDirectory: String
+    public var progress: @Sendable (BuildProgress) -> Void
+    /// Bytes the kernel builds and work trees may occupy before the least
+    /// recently used are evicted. `$KHARNESS_KERNEL_CACHE_GB`, default 40.
+    public var sizeLimit: Int64
+    public var jobs: Int
+
+    static let arch = "arm64"
+    static let crossCompile = "aarch64-linux-gnu-"
+    /// Bumped when the layout or the build recipe changes, so old entries miss.
+    static let recipeVersion = "1"
+
+    public init(cache: CacheDirectory, configDirectory: String,
+                progress: @escaping @Sendable (BuildProgress) -> Void = { _ in }) {
+        self.cache = cache
+        self.configDirectory = configDirectory
+        self.progress = progress
+        let gigabytes = ProcessInfo.processInfo.environment["KHARNESS_KERNEL_CACHE_GB"].flatMap(Int64.init) ?? 40
+        self.sizeLimit = gigabytes << 30
+        self.jobs = ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Builds (or finds in the cache) the requested kernel. Bad input (tree,
+    /// revision, series, fragment, an option the tree cannot set) throws
+    /// `HarnessError.badInput`; a compiler or linker error throws
+    /// `KernelBuildFailure`. `logPath` receives the full build log.
+    public func build(_ request: SourceKernelRequest, logPath: String? = nil) async throws -> KernelBuild {
+        let start = ContinuousClock.now
+        func elapsed() -> Double { Self.seconds(since: start) }
+        var timings: [String: Double] = [:]
+        var phaseStart = 0.0
+        func enter(_ phase: BuildProgress.Phase, objects: Int = 0) {
+            progress(BuildProgress(phase: phase, objectsBuilt: objects, elapsed: elapsed()))
+        }
+        func finish(_ name: String) {
+            let now = elapsed()
+            timings[name, default: 0] += now - phaseStart
+            phaseStart = now
+        }
+
+        enter(.cacheLookup)
+        let tree = Files.absolute(request.tree)
+        guard Files.isDirectory(tree) else {
+            throw HarnessError.badInput(request.description, "tree '\(request.tree)' is not a directory")
+        }
+        guard try await Command.run("git", ["-C", tree, "rev-parse", "--git-dir"]).succeeded else {
+            throw HarnessError.badInput(request.description, "tree '\(request.tree)' is not a git repository")
+        }
+        let resolved = try await Command.run("git", ["-C", tree, "rev-parse", "--verify", "--quiet",
+                                                     "--end-of-options", request.revision + "^{commit}"])
+        guard resolved.succeeded else {
+            throw HarnessError.badInput(request.description, "unknown revision '\(request.revision)' in \(request.tree)")
+        }
+        let baseCommit = resolved.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let series = try request.series.map { try PatchSeries(path: $0) }
+        let fragments = try ConfigFragments(directory: configDirectory, names: request.fragments)
+        let toolchain = try await Self.toolchainVersion()
+        let patchsetHash = series?.patchsetHash ?? ""
+        let key = Digest.sha256("""
+            recipe \(Self.recipeVersion)
+            commit \(baseCommit)
+            patchset \(patchsetHash)
+            config \(fragments.hash)
+            toolchain \(toolchain)
+            """)
+        let buildsRoot = try cache.directory("kernel-builds")
+        let entry = buildsRoot + "/" + key
+
+        if !request.rebuild, var cached = Self.loadEntry(entry) {
+            Self.markUsed(entry)
+            cached.cacheHit = true
+            cached.tree = tree
+            cached.revision = request.revision
+            cached.objectsBuilt = 0
+            finish("cache")
+            cached.timings = timings
+            if let logPath { try? Self.copy(cached.buildLog, to: logPath) }
+            enter(.done)
+            return cached
+        }
+        finish("cache")
+
+        let treeKey = String(Digest.sha256(tree).prefix(16))
+        let workDir = try cache.directory("kernel-work", treeKey)
+        let lock = try FileLock(path: workDir + "/.lock")
+        defer { lock.unlock() }
+        let clone = try await sharedClone(of: tree, key: treeKey)
+
+        var builtCommit = baseCommit
+        if let series {
+            enter(.patching)
+            builtCommit = try await apply(series, onto: baseCommit, clone: clone, workDir: workDir, key: key)
+            finish("patch")
+        }
+
+        enter(.checkout)
+        let src = workDir + "/src"
+        let obj = try cache.directory("kernel-work", treeKey, "obj-" + fragments.hash.prefix(16))
+        try await checkout(builtCommit, clone: clone, into: src)
+        finish("checkout")
+
+        let log = logPath ?? obj + "/kharness-build.log"
+        try? FileManager.default.removeItem(atPath: log)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+
+        enter(.configuring)
+        let make = MakeInvocation(source: src, objects: obj, jobs: jobs, log: log,
+                                  ccacheBase: try cache.directory("kernel-work"))
+        let config = try await configure(fragments: fragments, make: make, builtCommit: builtCommit,
+                                         clone: clone, toolchain: toolchain, input: request.description)
+        finish("config")
+
+        let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
+        let report = self.progress
+        let objects = Counter()
+        enter(.compiling)
+        let status = try await make.run(["Image"] + (modules ? ["modules"] : [])) { count in
+            objects.value = count
+            report(BuildProgress(phase: .compiling, objectsBuilt: count, elapsed: Self.seconds(since: start)))
+        }
+        finish("compile")
+        if status != 0 {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw KernelBuildFailure(kernel: request.description + (series.map { " + \($0.source)" } ?? ""),
+                                     reason: KernelBuildFailure.firstError(inLog: text), logPath: log)
+        }
+
+        let staging = buildsRoot + "/.tmp-\(key)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        try Files.createDirectory(staging)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let release = (try? String(contentsOfFile: obj + "/include/config/kernel.release", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var modulesDirectory: String?
+        if modules {
+            enter(.installing)
+            let status = try await make.run(["INSTALL_MOD_PATH=\(staging)/modules", "INSTALL_MOD_STRIP=1",
+                                             "DEPMOD=/sbin/depmod", "modules_install"]) { _ in }
+            guard status == 0 else {
+                throw HarnessError.infrastructure(log, "make modules_install failed")
+            }
+            if let release { modulesDirectory = entry + "/modules/lib/modules/" + release }
+            finish("install")
+        }
+
+        enter(.storing)
+        for (from, to) in [("arch/arm64/boot/Image", "Image"), ("System.map", "System.map"),
+                           ("vmlinux", "vmlinux"), (".config", "config")] {
+            try Self.copy(obj + "/" + from, to: staging + "/" + to)
+        }
+        try Self.copy(log, to: staging + "/build.log")
+        var identity = "git:\(tree)@\(baseCommit)"
+        if !patchsetHash.isEmpty { identity += "+patchset:\(patchsetHash.prefix(16))" }
+        identity += " config:" + fragments.names.joined(separator: ",")
+        let artifacts = KernelArtifacts(
+            image: entry + "/Image", modulesDirectory: modulesDirectory, config: entry + "/config",
+            release: release, systemMap: entry + "/System.map", vmlinux: entry + "/vmlinux",
+            identity: identity)
+        finish("store")
+        var result = KernelBuild(
+            artifacts: artifacts, tree: tree, revision: request.revision, baseCommit: baseCommit,
+            builtCommit: builtCommit, patches: series?.patches ?? [], patchsetHash: patchsetHash,
+            configFragments: fragments.names, configHash: fragments.hash, toolchain: toolchain,
+            cacheKey: key, cacheHit: false, buildLog: entry + "/build.log", timings: timings,
+            objectsBuilt: objects.value, objectDirectory: obj)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try Files.writeAtomically(try encoder.encode(result), to: staging + "/build.json")
+        try? FileManager.default.removeItem(atPath: entry)
+        guard rename(staging, entry) == 0 else {
+            throw HarnessError.infrastructure(entry, "cannot move the build into the cache: \(String(cString: strerror(errno)))")
+        }
+        Self.markUsed(entry)
+        Self.markUsed(obj)
+        finish("store")
+        result.timings = timings
+        lock.unlock()
+        try? await evict(keeping: [entry, obj])
+        enter(.done, objects: objects.value)
+        return result
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let duration = ContinuousClock.now - start
+        return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    // MARK: - Git
+
+    /// A bare clone sharing the user's object store: ours to add commits,
+    /// refs and worktrees to, while the user's repository stays untouched.
+    func sharedClone(of tree: String, key: String) async throws -> String {
+        let repos = try cache.directory("kernel-repos")
+        let clone = repos + "/" + key + ".git"
+        if Files.exists(clone + "/HEAD") { return clone }
+        let temporary = repos + "/.tmp-\(key)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try await Command.check("git", ["clone", "--quiet", "--bare", "--shared", "--no-tags", tree, temporary],
+                                input: tree)
+        try await Command.check("git", ["-C", temporary, "config", "gc.auto", "0"])
+        guard rename(temporary, clone) == 0 else {
+            try? FileManager.default.removeItem(atPath: temporary)
+            if Files.exists(clone + "/HEAD") { return clone }
+            throw HarnessError.infrastructure(clone, "cannot create the shared clone")
+        }
+        return clone
+    }
+
+    /// Applies the series with `git am` in a throw-away worktree that checks
+    /// out only the files the series touches; returns the resulting commit.
+    /// On failure the worktree is removed and the error names the patch,
+    /// the file and the hunk.
+    func apply(_ series: PatchSeries, onto base: String, clone: String, workDir: String,
+               key: String) async throws -> String {
+        let worktree = workDir + "/am-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let mbox = worktree + ".mbox"
+        var text = Data()
+        for patch in series.patches {
+            text.append(patch.text)
+            if patch.text.last != UInt8(ascii: "\n") { text.append(UInt8(ascii: "\n")) }
+        }
+        try Files.writeAtomically(text, to: mbox)
+        defer {
+            try? FileManager.default.removeItem(atPath: mbox)
+        }
+        func removeWorktree() async {
+            _ = try? await Command.run("git", ["-C", clone, "worktree", "remove", "--force", worktree])
+            try? FileManager.default.removeItem(atPath: worktree)
+            _ = try? await Command.run("git", ["-C", clone, "worktree", "prune"])
+        }
+        try await Command.check("git", ["-C", clone, "worktree", "add", "--quiet", "--no-checkout", "--detach",
+                                        worktree, base])
+        do {
+            var files: [String] = []
+            for patch in series.patches {
+                for file in patch.files where !files.contains(file) { files.append(file) }
+            }
+            try await Command.check("git", ["-C", worktree, "sparse-checkout", "set", "--no-cone"]
+                                    + files.map { "/" + Self.escapePattern($0) })
+            try await Command.check("git", ["-C", worktree, "reset", "--quiet", "--hard", base])
+            // The committer is fixed so the same series on the same base always
+            // gives the same commit id.
+            let date = try await Command.check("git", ["-C", clone, "show", "-s", "--format=%cI", base])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let env = ["GIT_COMMITTER_NAME": "kharness", "GIT_COMMITTER_EMAIL": "kharness@example.invalid",
+                       "GIT_COMMITTER_DATE": date]
+            let am = try await Command.run("git", ["-C", worktree, "am", "--quiet", "--no-3way", mbox],
+                                           environment: env)
+            guard am.succeeded else {
+                let reason = Self.explainAmFailure(am.stdout + "\n" + am.stderr, series: series)
+                _ = try? await Command.run("git", ["-C", worktree, "am", "--abort"])
+                await removeWorktree()
+                throw HarnessError.badInput(series.source, reason)
+            }
+            let head = try await Command.check("git", ["-C", worktree, "rev-parse", "HEAD"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            try await Command.check("git", ["-C", clone, "update-ref", "refs/kharness/\(key)", head])
+            await removeWorktree()
+            return head
+        } catch {
+            await removeWorktree()
+            throw error
+        }
+    }
+
+    static func escapePattern(_ path: String) -> String {
+        var escaped = ""
+        for character in path {
+            if "*?[]\\!#".contains(character) { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+
+    /// `patch 2/3 "mm: ..." does not apply: kernel/fork.c hunk #1 (@@ -10,7 +10,8 @@)`.
+    static func explainAmFailure(_ output: String, series: PatchSeries) -> String {
+        let lines = output.split(separator: "\n").map(String.init)
+        var index: Int?
+        if let line = lines.first(where: { $0.hasPrefix("Patch failed at ") }) {
+            let number = line.dropFirst("Patch failed at ".count).prefix { $0.isNumber }
+            index = Int(number).map { $0 - 1 }
+        }
+        let patch = index.flatMap { series.patches.indices.contains($0) ? series.patches[$0] : nil }
+        var header = "patch"
+        if let index, let patch {
+            header = "patch \(index + 1)/\(series.patches.count) \"\(patch.subject)\""
+        }
+        if let failed = lines.first(where: { $0.hasPrefix("error: patch failed: ") }) {
+            let location = String(failed.dropFirst("error: patch failed: ".count))
+            if let colon = location.lastIndex(of: ":"), let line = Int(location[location.index(after: colon)...]) {
+                let file = String(location[..<colon])
+                let hunk = patch.flatMap { PatchSeries.hunk(in: $0, file: file, line: line) }
+                    ?? "hunk at line \(line)"
+                return "\(header) does not apply: \(file) \(hunk)"
+            }
+        }
+        if let error = lines.first(where: { $0.hasPrefix("error: ") }) {
+            return "\(header) does not apply: \(error.dropFirst("error: ".count))"
+        }
+        return "\(header) does not apply: \(lines.last ?? "git am failed")"
+    }
+
+    /// The persistent worktree of (tree, config), moved to `commit`. Only
+    /// files that differ are rewritten, which keeps make incremental.
+    func checkout(_ commit: String, clone: String, into src: String) async throws {
+        if Files.exists(src + "/.git") {
+            let result = try await Command.run("git", ["-C", src, "checkout", "--quiet", "--force", "--detach", commit])
+            if result.succeeded { return }
+            // A worktree whose metadata is gone (pruned, moved cache): recreate.
+            try? FileManager.default.removeItem(atPath: src)
+            _ = try? await Command.run("git", ["-C", clone, "worktree", "prune"])
+        }
+        try await Command.check("git", ["-C", clone, "worktree", "add", "--quiet", "--force", "--detach", src, commit],
+                                input: src)
+    }
+
+    // MARK: - Config
+
+    /// Merges the fragments with the tree's merge_config.sh on top of
+    /// allnoconfig, runs olddefconfig and checks every requested option.
+    /// Returns the final .config text.
+    func configure(fragments: ConfigFragments, make: MakeInvocation, builtCommit: String, clone: String,
+                   toolchain: String, input: String) async throws -> String {
+        let obj = make.objects
+        // Kconfig files (and the kconfig tool) decide the .config; when none
+        // changed since the last configure, the existing one stands.
+        // grep in a pipe: 80k tree entries are slow to filter in Swift.
+        let kconfigFiles = try await Command.check(
+            "sh", ["-c", "git -C \"$1\" ls-tree -r \"$2\" | grep -E '/?Kconfig[^/]*$|\tscripts/kconfig/' | sha256sum",
+                   "sh", clone, builtCommit])
+        let stamp = Digest.sha256("\(fragments.hash)\n\(toolchain)\n\(kconfigFiles.stdout)")
+        let stampPath = obj + "/.kharness-config-stamp"
+        if let existing = try? String(contentsOfFile: stampPath, encoding: .utf8), existing == stamp,
+           let config = try? String(contentsOfFile: obj + "/.config", encoding: .utf8) {
+            return config
+        }
+
+        let fragmentDir = obj + "/kharness-fragments"
+        try? FileManager.default.removeItem(atPath: fragmentDir)
+        try Files.createDirectory(fragmentDir)
+        var paths: [String] = []
+        for (index, fragment) in fragments.fragments.enumerated() {
+            let path = fragmentDir + String(format: "/%02d-", index) + fragment.name + ".config"
+            try Files.writeAtomically(fragment.text, to: path)
+            paths.append(path)
+        }
+        // merge_config.sh -m only merges; allnoconfig with the merged file
+        // as KCONFIG_ALLCONFIG is what its -n mode runs, done here with our
+        // make variables so the compiler Kconfig sees is the one we build with.
+        let merged = try await make.runTool(in: fragmentDir, make.source + "/scripts/kconfig/merge_config.sh",
+                                            ["-m", "-O", fragmentDir] + paths)
+        guard merged == 0, Files.exists(fragmentDir + "/.config") else {
+            throw HarnessError.infrastructure(input, "scripts/kconfig/merge_config.sh failed (log: \(make.log))")
+        }
+        let candidate = ".config.kharness"
+        try? FileManager.default.removeItem(atPath: obj + "/" + candidate)
+        for target in ["allnoconfig", "olddefconfig"] {
+            var arguments = ["KCONFIG_CONFIG=\(candidate)", target]
+            if target == "allnoconfig" { arguments.insert("KCONFIG_ALLCONFIG=\(fragmentDir)/.config", at: 0) }
+            let status = try await make.run(arguments) { _ in }
+            guard status == 0 else {
+                throw HarnessError.infrastructure(input, "make \(target) failed (log: \(make.log))")
+            }
+        }
+        let config = try String(contentsOfFile: obj + "/" + candidate, encoding: .utf8)
+        let final = KernelConfigFile.values(config)
+        let explainer = KconfigExplainer(sourceTree: make.source, finalConfig: final)
+        for option in fragments.requested {
+            let actual = final[option.symbol] ?? "n"
+            guard actual != option.value else { continue }
+            let reason = await explainer.reason(symbol: option.symbol, requested: option.value, actual: actual)
+            try? FileManager.default.removeItem(atPath: obj + "/" + candidate)
+            let written = option.value == "n" ? "# \(option.symbol) is not set" : "\(option.symbol)=\(option.value)"
+            throw HarnessError.badInput("\(option.fragment).config: \(written)",
+                                        "not set in the final .config of \(input): \(reason)")
+        }
+        let previous = try? String(contentsOfFile: obj + "/.config", encoding: .utf8)
+        if previous != config {
+            guard rename(obj + "/" + candidate, obj + "/.config") == 0 else {
+                throw HarnessError.infrastructure(obj + "/.config", "cannot move the new config into place")
+            }
+        } else {
+            try? FileManager.default.removeItem(atPath: obj + "/" + candidate)
+        }
+        try Files.writeAtomically(stamp, to: stampPath)
+        return config
+    }
+
+    // MARK: - Cache
+
+    static func toolchainVersion() async throws -> String {
+        var lines: [String] = []
+        for tool in ["gcc", "ld"] {
+            let result = try? await Command.run(crossCompile + tool, ["--version"])
+            guard let result, result.succeeded, let first = result.stdout.split(separator: "\n").first else {
+                throw HarnessError.infrastructure(crossCompile + tool, "cross toolchain not found (run scripts/setup)")
+            }
+            lines.append(String(first))
+        }
+        return lines.joined(separator: "; ")
+    }
+
+    static func loadEntry(_ entry: String) -> KernelBuild? {
+        guard let data = FileManager.default.contents(atPath: entry + "/build.json"),
+              let build = try? JSONDecoder().decode(KernelBuild.self, from: data),
+              Files.exists(build.artifacts.image)
+        else { return nil }
+        return build
+    }
+
+    /// LRU order is the mtime of a `last-used` file in each entry.
+    static func markUsed(_ directory: String) {
+        let path = directory + "/.last-used"
+        if !FileManager.default.createFile(atPath: path, contents: Data()) {
+            _ = utime(path, nil)
+        }
+    }
+
+    static func copy(_ from: String, to: String) throws {
+        try? FileManager.default.removeItem(atPath: to)
+        // A hard link when source and cache share a filesystem would tie the
+        // cache entry to the next incremental build, which rewrites in place.
+        try FileManager.default.copyItem(atPath: from, toPath: to)
+    }
+
+    /// Removes least recently used builds and work trees until the kernel
+    /// cache fits `sizeLimit`, never the ones just used.
+    func evict(keeping: [String]) async throws {
+        var candidates: [(path: String, used: Date, bytes: Int64)] = []
+        var directories: [String] = []
+        let builds = cache.root + "/kernel-builds"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: builds)) ?? [] where !name.hasPrefix(".") {
+            directories.append(builds + "/" + name)
+        }
+        let work = cache.root + "/kernel-work"
+        for tree in (try? FileManager.default.contentsOfDirectory(atPath: work)) ?? [] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: work + "/" + tree)) ?? []
+            where name.hasPrefix("obj-") {
+                directories.append(work + "/" + tree + "/" + name)
+            }
+        }
+        for path in directories where Files.isDirectory(path) {
+            let used = (try? FileManager.default.attributesOfItem(atPath: path + "/.last-used")[.modificationDate] as? Date)
+                ?? .distantPast
+            let du = try await Command.run("du", ["-sk", path])
+            let kilobytes = Int64(du.stdout.split(separator: "\t").first ?? "0") ?? 0
+            candidates.append((path, used, kilobytes * 1024))
+        }
+        var total = candidates.reduce(0) { $0 + $1.bytes }
+        for candidate in candidates.sorted(by: { $0.used < $1.used }) where total > sizeLimit {
+            if keeping.contains(candidate.path) { continue }
+            if candidate.path.hasPrefix(work + "/") {
+                // An object directory: only when no build holds its tree.
+                let tree = URL(fileURLWithPath: candidate.path).deletingLastPathComponent().path
+                guard let lock = try? FileLock(path: tree + "/.lock", wait: false) else { continue }
+                try? FileManager.default.removeItem(atPath: candidate.path)
+                lock.unlock()
+            } else {
+                try? FileManager.default.removeItem(atPath: candidate.path)
+            }
+            total -= candidate.bytes
+        }
+    }
+}
+/// A mutable box for values written from a progress callback.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = 0
+    var value: Int {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+}
+
+/// `make O=<obj> ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-` with ccache,
+/// logging into the build log.
+struct MakeInvocation {
+    var source: String
+    var objects: String
+    var jobs: Int
+    var log: String
+    var ccacheBase: String
+
+    var variables: [String] {
+        ["O=\(objects)", "ARCH=\(KernelBuilder.arch)", "CROSS_COMPILE=\(KernelBuilder.crossCompile)",
+         "CC=ccache \(KernelBuilder.crossCompile)gcc", "HOSTCC=ccache gcc",
+         // Set (even empty) so setlocalversion appends no "+" and asks git nothing.
+         "LOCALVERSION="]
+    }
+
+    var environment: [String: String] {
+        ["CCACHE_BASEDIR": ccacheBase, "KBUILD_BUILD_USER": "kharness", "KBUILD_BUILD_HOST": "kharness",
+         "ARCH": KernelBuilder.arch, "CROSS_COMPILE": KernelBuilder.crossCompile, "LC_ALL": "C"]
+    }
+
+    func run(_ arguments: [String], onObjects: @escaping @Sendable (Int) -> Void) async throws -> Int32 {
+        let command = LoggedCommand(executable: try Self.which("make"),
+                                    arguments: ["-j\(jobs)"] + variables + arguments,
+                                    workingDirectory: source, environment: environment, logPath: log)
+        return try await command.run(onLines: onObjects)
+    }
+
+    /// Runs a script of the tree; `directory` takes its temporary files.
+    func runTool(in directory: String, _ script: String, _ arguments: [String]) async throws -> Int32 {
+        let command = LoggedCommand(executable: "/bin/sh", arguments: [script] + arguments,
+                                    workingDirectory: directory, environment: environment, logPath: log)
+        return try await command.run { _ in }
+    }
+
+    static func which(_ name: String) throws -> String {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw HarnessError.infrastructure(name, "not found in PATH (run scripts/setup)")
+    }
+}
+
+/// An exclusive `flock` on a file, so two harness processes never share one
+/// worktree and object directory at the same time.
+final class FileLock: @unchecked Sendable {
+    private var descriptor: Int32
+
+    init(path: String, wait: Bool = true) throws {
+        descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw HarnessError.infrastructure(path, "cannot open lock file: \(String(cString: strerror(errno)))")
+        }
+        if flock(descriptor, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+            close(descriptor)
+            descriptor = -1
+            throw HarnessError.infrastructure(path, "locked by another kharness process")
+        }
+    }
+
+    func unlock() {
+        guard descriptor >= 0 else { return }
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { unlock() }
+}

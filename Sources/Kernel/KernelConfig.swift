@@ -1,0 +1,180 @@
+import Foundation
+import Support
+
+/// The config fragments a build asked for, read from `guest/configs`:
+/// `base` always first, then the named ones in the order given.
+public struct ConfigFragments: Sendable {
+    public struct Fragment: Sendable {
+        public var name: String
+        public var path: String
+        public var text: String
+    }
+
+    public var fragments: [Fragment]
+
+    public init(directory: String, names: [String]) throws {
+        var ordered = ["base"]
+        for name in names where !ordered.contains(name) { ordered.append(name) }
+        fragments = try ordered.map { name in
+            let path = directory + "/" + name + ".config"
+            guard !name.isEmpty, !name.contains("/"), Files.exists(path),
+                  let text = try? String(contentsOfFile: path, encoding: .utf8)
+            else {
+                throw HarnessError.badInput("--config \(name)", "no such config fragment (known: \(ConfigFragments.known(in: directory).joined(separator: ", ")))")
+            }
+            return Fragment(name: name, path: path, text: text)
+        }
+    }
+
+    public static func known(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".config") }
+            .map { String($0.dropLast(".config".count)) }
+            .sorted()
+    }
+
+    /// Identity of the configuration for cache keys: names and contents.
+    public var hash: String {
+        Digest.sha256(fragments.map { "\($0.name)\n\($0.text)\n" }.joined())
+    }
+
+    public var names: [String] { fragments.map(\.name) }
+
+    /// Every option the fragments set, with the fragment that set it last
+    /// (later fragments override earlier ones, as in merge_config.sh).
+    public var requested: [(symbol: String, value: String, fragment: String)] {
+        var order: [String] = []
+        var values: [String: (String, String)] = [:]
+        for fragment in fragments {
+            for (symbol, value) in KernelConfigFile.parse(fragment.text) {
+                if values[symbol] == nil { order.append(symbol) }
+                values[symbol] = (value, fragment.name)
+            }
+        }
+        return order.map { ($0, values[$0]!.0, values[$0]!.1) }
+    }
+}
+
+/// `.config` syntax: `CONFIG_X=value` and `# CONFIG_X is not set` (value "n").
+public enum KernelConfigFile {
+    public static func parse(_ text: String) -> [(String, String)] {
+        var result: [(String, String)] = []
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("CONFIG_"), let eq = line.firstIndex(of: "=") {
+                result.append((String(line[..<eq]), String(line[line.index(after: eq)...])))
+            } else if line.hasPrefix("# CONFIG_"), line.hasSuffix(" is not set") {
+                let symbol = line.dropFirst(2).dropLast(" is not set".count)
+                result.append((String(symbol), "n"))
+            }
+        }
+        return result
+    }
+
+    public static func values(_ text: String) -> [String: String] {
+        var map: [String: String] = [:]
+        for (symbol, value) in parse(text) { map[symbol] = value }
+        return map
+    }
+}
+
+/// Explains why a requested option did not survive olddefconfig, from the
+/// tree's own Kconfig files.
+struct KconfigExplainer {
+    var sourceTree: String
+    var finalConfig: [String: String]
+
+    func reason(symbol: String, requested: String, actual: String) async -> String {
+        let name = String(symbol.dropFirst("CONFIG_".count))
+        let grep = try? await Command.run("git", ["grep", "-n", "-E", "^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$",
+                                                  "--", "Kconfig*", "*/Kconfig*"],
+                                          workingDirectory: sourceTree)
+        let hits = (grep?.stdout ?? "").split(separator: "\n").map(String.init)
+        if hits.isEmpty {
+            return "unknown symbol (no 'config \(name)' in this tree's Kconfig files)"
+        }
+        if requested == "n" { return "forced on (\(actual)) by a select or default" }
+        var dependencies: [String] = []
+        var hasPrompt = false
+        for hit in hits {
+            let parts = hit.split(separator: ":", maxSplits: 2)
+            guard parts.count == 3, let line = Int(parts[1]) else { continue }
+            let file = sourceTree + "/" + parts[0]
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            var index = line
+            while index < lines.count {
+                let entry = lines[index].trimmingCharacters(in: .whitespaces)
+                let keyword = entry.split(separator: " ").first.map(String.init) ?? ""
+                if ["config", "menuconfig", "menu", "endmenu", "choice", "endchoice", "if", "endif",
+                    "source", "comment", "mainmenu"].contains(keyword) { break }
+                if entry.hasPrefix("depends on ") {
+                    dependencies.append(String(entry.dropFirst("depends on ".count)))
+                }
+                if entry.hasPrefix("prompt ") || ((keyword == "bool" || keyword == "tristate"
+                    || keyword == "string" || keyword == "int" || keyword == "hex") && entry.contains("\"")) {
+                    hasPrompt = true
+                }
+                index += 1
+            }
+        }
+        let unmet = dependencies.flatMap(Self.symbols).filter { dep in
+            let value = finalConfig["CONFIG_" + dep] ?? "n"
+            return value == "n"
+        }
+        var unique: [String] = []
+        for dep in unmet where !unique.contains(dep) { unique.append(dep) }
+        if !unique.isEmpty {
+            return "unmet dependency: depends on \(dependencies.joined(separator: " && ")) "
+                + "(not set: \(unique.map { "CONFIG_" + $0 }.joined(separator: ", ")))"
+        }
+        if !hasPrompt {
+            return "has no prompt: it is only set when another option selects it"
+        }
+        if !dependencies.isEmpty {
+            return "unmet dependency: depends on \(dependencies.joined(separator: " && "))"
+        }
+        return "overridden by olddefconfig (a choice or a select); final value \(actual)"
+    }
+
+    /// Kconfig symbol names in a dependency expression.
+    static func symbols(in expression: String) -> [String] {
+        var names: [String] = []
+        var current = ""
+        for character in expression + " " {
+            if character.isLetter || character.isNumber || character == "_" {
+                current.append(character)
+            } else {
+                if !current.isEmpty, current.first!.isUppercase || current.first == "_",
+                   current != "y", current != "m", current != "n", !current.allSatisfy(\.isNumber) {
+                    names.append(current)
+                }
+                current = ""
+            }
+        }
+        return names
+    }
+}
+
+extension KernelBuilder {
+    /// `$KHARNESS_CONFIG_DIR`, else the `guest/configs` of the checkout that
+    /// holds the running executable or the current directory.
+    public static func defaultConfigDirectory() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let dir = env["KHARNESS_CONFIG_DIR"], !dir.isEmpty { return dir }
+        var starts = [FileManager.default.currentDirectoryPath]
+        if let executable = Bundle.main.executablePath {
+            starts.append(URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().path)
+        }
+        starts.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().path)
+        for start in starts {
+            var url = URL(fileURLWithPath: start)
+            while url.path != "/" {
+                let candidate = url.appendingPathComponent("guest/configs/base.config").path
+                if Files.exists(candidate) { return url.appendingPathComponent("guest/configs").path }
+                url.deleteLastPathComponent()
+            }
+        }
+        throw HarnessError.badInput("guest/configs", "config fragments not found (set KHARNESS_CONFIG_DIR)")
+    }
+}

@@ -1,0 +1,49 @@
+import Classify
+import Foundation
+import Kernel
+import Support
+import XCTest
+
+@testable import Harness
+
+/// A kernel built from Debian's 6.12 source with base + smmuv3 + trace,
+/// booted through the run pipeline: SVA must be built in, seen from inside.
+final class SourceKernelRunTests: XCTestCase {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    static func tree612() async throws -> String {
+        if let tree = ProcessInfo.processInfo.environment["KHARNESS_KERNEL_TREE_6_12"], !tree.isEmpty { return tree }
+        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", ["6.12"])
+        return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
+    }
+
+    private func run(_ workload: String) async throws -> RunResult {
+        let results = NSTemporaryDirectory() + "kharness-src-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: results) }
+        var request = RunRequest(kernel: .git(tree: try await Self.tree612(), revision: "HEAD"))
+        request.configFragments = ["smmuv3", "trace"]
+        request.workload = workload
+        request.resultsRoot = results
+        return try await Runner().run(request)
+    }
+
+    func testSVAIsBuiltIntoTheSourceKernel() async throws {
+        let result = try await run("sva-config")
+        XCTAssertEqual(result.status, .pass, result.reason)
+        XCTAssertEqual(result.kernelRelease, "6.12.117")
+        let evidence = result.scenarios.first?.evidence ?? []
+        XCTAssertTrue(evidence.contains("CONFIG_ARM_SMMU_V3_SVA=y"), "\(evidence)")
+        XCTAssertTrue(evidence.contains("iommu_sva_bind_device in kallsyms"), "\(evidence)")
+        let build = try XCTUnwrap(result.build)
+        XCTAssertEqual(build.configFragments, ["base", "smmuv3", "trace"])
+        XCTAssertFalse(build.baseCommit.isEmpty)
+    }
+
+    func testSourceKernelPassesTheBootWorkload() async throws {
+        let result = try await run("boot")
+        XCTAssertEqual(result.status, .pass, result.reason)
+        let evidence = result.scenarios.first?.evidence ?? []
+        XCTAssertTrue(evidence.contains { $0.contains("1234:11e8") && $0.contains("iommu_group") }, "\(evidence)")
+    }
+}

@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# The sva workload: load the sva-accel driver, trace PASID and mm lifetimes
+# with ftrace, run kharness-sva's scenarios ($KHARNESS_SCENARIOS, all when
+# empty), then hand the trace to the host: on the virtio console port named
+# org.kharness.trace when the machine has one, else on the console between
+# "@@kharness trace-begin" and "@@kharness trace-end".
+#
+# Kernel command line options read here:
+#   kharness.sva.force_dma=1   run the driver in DMA-API mode even with SVA
+#   kharness.sva.trace=0       no ftrace set-up (and no trace hand-over)
+
+module=/lib/modules/kharness/sva_accel.ko
+workload=/usr/bin/kharness-sva
+port_name=org.kharness.trace
+
+note() { echo "kharness-sva: $*"; }
+
+force_dma=0
+trace=1
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	kharness.sva.force_dma=*) force_dma=${arg#kharness.sva.force_dma=} ;;
+	kharness.sva.trace=*) trace=${arg#kharness.sva.trace=} ;;
+	esac
+done
+
+tracing=
+for dir in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+	if [ -e "$dir/trace" ]; then
+		tracing=$dir
+		break
+	fi
+done
+[ "$trace" = 1 ] || tracing=
+
+# Kernel functions that allocate, attach, detach and free PASIDs and end
+# mm lifetimes, with the argument that names the PASID or mm. Names changed
+# across 6.1 (ioasid, sva_bind ops), 6.2 (set_dev_pasid), 6.4 (global
+# PASID allocator), 6.8 (iommu_mm) and 6.11; only those this kernel has
+# are probed. Format: event function fetch-args.
+kprobes='
+sva_bind iommu_sva_bind_device mm=$arg2:x64
+sva_unbind iommu_sva_unbind_device handle=$arg1:x64
+attach_pasid iommu_attach_device_pasid domain=$arg1:x64 pasid=$arg3:u32
+detach_pasid iommu_detach_device_pasid domain=$arg1:x64 pasid=$arg3:u32
+free_global_pasid iommu_free_global_pasid pasid=$arg1:u32
+sva_alloc_pasid iommu_sva_alloc_pasid mm=$arg1:x64
+mm_pasid_drop mm_pasid_drop mm=$arg1:x64
+ioasid_free ioasid_free pasid=$arg1:u32
+ioasid_put ioasid_put pasid=$arg1:u32
+smmu_sva_bind arm_smmu_sva_bind mm=$arg2:x64
+smmu_sva_unbind arm_smmu_sva_unbind handle=$arg1:x64
+smmu_set_dev_pasid arm_smmu_sva_set_dev_pasid domain=$arg1:x64 pasid=$arg3:u32
+smmu_remove_dev_pasid arm_smmu_remove_dev_pasid pasid=$arg2:u32
+smmu_sva_remove_dev_pasid arm_smmu_sva_remove_dev_pasid pasid=$arg2:u32
+smmu_mm_release arm_smmu_mm_release mm=$arg2:x64
+mmput __mmput mm=$arg1:x64
+exit_mmap exit_mmap mm=$arg1:x64
+mmdrop __mmdrop mm=$arg1:x64
+'
+# Functions whose return value is the PASID (or an error).
+kretprobes='
+alloc_global_pasid iommu_alloc_global_pasid
+sva_alloc_pasid iommu_sva_alloc_pasid
+ioasid_alloc ioasid_alloc
+sva_bind iommu_sva_bind_device
+'
+
+has_function() {
+	grep -q "^$1\$" "$tracing/available_filter_functions" 2>/dev/null ||
+		grep -q " [tT] $1\$" /proc/kallsyms 2>/dev/null
+}
+
+setup_tracing() {
+	echo 0 > "$tracing/tracing_on"
+	echo > "$tracing/trace"
+	echo 8192 > "$tracing/buffer_size_kb" 2>/dev/null
+	echo global > "$tracing/trace_clock" 2>/dev/null
+	echo 1 > /proc/sys/kernel/ftrace_dump_on_oops 2>/dev/null
+	echo "$kprobes" | while read -r event fn args; do
+		[ -n "$fn" ] || continue
+		has_function "$fn" || continue
+		echo "p:kharness/$event $fn comm=\$comm $args" >> "$tracing/kprobe_events" 2>/dev/null ||
+			note "kprobe on $fn refused"
+	done
+	echo "$kretprobes" | while read -r event fn; do
+		[ -n "$fn" ] || continue
+		has_function "$fn" || continue
+		echo "r:kharness/${event}_ret $fn ret=\$retval:x64" >> "$tracing/kprobe_events" 2>/dev/null ||
+			note "kretprobe on $fn refused"
+	done
+	[ -d "$tracing/events/kharness" ] && echo 1 > "$tracing/events/kharness/enable"
+	for event in sched/sched_process_fork sched/sched_process_exit \
+		     sched/sched_process_exec iommu sva_accel; do
+		[ -e "$tracing/events/$event/enable" ] &&
+			echo 1 > "$tracing/events/$event/enable"
+	done
+	note "tracing: $(sed -n 's/^[pr]:kharness\/\([^ ]*\) \([^ ]*\).*/\1=\2/p' "$tracing/kprobe_events" | tr '\n' ' ')"
+	echo 1 > "$tracing/tracing_on"
+}
+
+# The virtio console port the host named for the trace, if any.
+trace_port() {
+	for port in /sys/class/virtio-ports/*; do
+		[ -r "$port/name" ] || continue
+		if [ "$(cat "$port/name")" = "$port_name" ]; then
+			echo "/dev/${port##*/}"
+			return
+		fi
+	done
+}
+
+hand_over_trace() {
+	echo 0 > "$tracing/tracing_on"
+	overruns=$(cat "$tracing"/per_cpu/cpu*/stats 2>/dev/null |
+		   awk '/^overrun:/ { n += $2 } END { print n + 0 }')
+	port=$(trace_port)
+	if [ -n "$port" ] && [ -c "$port" ]; then
+		cat "$tracing/trace" > "$port"
+		note "trace written to $port ($port_name), $overruns events lost"
+	else
+		echo "@@kharness trace-begin overruns=$overruns"
+		cat "$tracing/trace"
+		echo "@@kharness trace-end"
+	fi
+}
+
+# The driver: a missing device or module is reported by the workload as
+# the reason every scenario is skipped.
+setup_error=
+if [ ! -e "$module" ]; then
+	setup_error="$module is missing from the initramfs"
+elif ! grep -q '^sva_accel ' /proc/modules 2>/dev/null; then
+	params=
+	[ "$force_dma" = 1 ] && params=force_dma=1
+	if ! out=$(insmod "$module" $params 2>&1); then
+		setup_error="insmod $module failed: $out"
+	fi
+fi
+if [ -z "$setup_error" ] && [ ! -e /dev/sva-accel0 ]; then
+	setup_error="no sva-accel PCI device (1234:5356) on this machine"
+	for dev in /sys/bus/pci/devices/*; do
+		if [ "$(cat "$dev/vendor"):$(cat "$dev/device")" = "0x1234:0x5356" ]; then
+			setup_error="sva-accel at ${dev##*/} has no driver: $(dmesg | grep -m 1 'sva.accel' || echo 'see dmesg')"
+		fi
+	done
+fi
+export KHARNESS_SVA_SETUP_ERROR="$setup_error"
+[ -z "$setup_error" ] || note "$setup_error"
+for dev in /sys/bus/pci/drivers/sva_accel/0*; do
+	[ -e "$dev/mode" ] && note "${dev##*/} mode $(cat "$dev/mode")"
+done
+
+[ -n "$tracing" ] && setup_tracing
+"$workload"
+status=$?
+[ "$status" = 0 ] || note "$workload exited with status $status"
+[ -n "$tracing" ] && hand_over_trace
+exit 0
