@@ -32,7 +32,33 @@ public final class Runner: @unchecked Sendable {
         return "\(formatter.string(from: Date()))-\(suffix)"
     }
 
+    /// Usage errors (an unknown machine or workload) are refused before a run
+    /// directory exists; what can only be found out by trying (an image that
+    /// is not a kernel, a build that fails) becomes a recorded outcome.
+    public static func validate(_ request: RunRequest) throws {
+        guard MachineProfile.names.contains(request.machine) else {
+            throw HarnessError.badInput(request.machine, "unknown machine (known: \(MachineProfile.names.joined(separator: ", ")))")
+        }
+        if let script = request.workloadScript {
+            guard Files.exists(script) else { throw HarnessError.badInput(script, "workload script does not exist") }
+        } else {
+            let workloads = try GuestAssets.directory() + "/init/workloads"
+            let known = ((try? FileManager.default.contentsOfDirectory(atPath: workloads)) ?? [])
+                .filter { $0.hasSuffix(".sh") }.map { String($0.dropLast(3)) }.sorted()
+            guard known.contains(request.workload) else {
+                throw HarnessError.badInput(request.workload, "unknown workload (known: \(known.joined(separator: ", ")))")
+            }
+        }
+        guard request.vcpus >= 1, request.vcpus <= 8 else {
+            throw HarnessError.badInput("--vcpus \(request.vcpus)", "must be 1 to 8")
+        }
+        guard request.bootTimeout > 0, request.totalTimeout > 0 else {
+            throw HarnessError.badInput("timeout", "timeouts must be positive")
+        }
+    }
+
     public func run(_ request: RunRequest, runID: String = Runner.newRunID()) async throws -> RunResult {
+        try Self.validate(request)
         let directory = Files.absolute("\(request.resultsRoot)/\(runID)")
         try Files.createDirectory(directory)
         events(.started(runID: runID, directory: directory))
@@ -195,14 +221,7 @@ public final class Runner: @unchecked Sendable {
             files.append(.init(hostPath: "\(workloads)/\(name)", guestPath: "/usr/share/kharness/workloads/\(name)"))
         }
         if let script = request.workloadScript {
-            guard Files.exists(script) else { throw HarnessError.badInput(script, "workload script does not exist") }
             files.append(.init(hostPath: script, guestPath: "/usr/share/kharness/workloads/custom.sh"))
-        } else if !Files.exists("\(workloads)/\(request.workload).sh") {
-            let known = files.compactMap { f -> String? in
-                f.guestPath.hasPrefix("/usr/share/kharness/workloads/")
-                    ? String((f.guestPath as NSString).lastPathComponent.dropLast(3)) : nil
-            }
-            throw HarnessError.badInput(request.workload, "unknown workload (known: \(known.joined(separator: ", ")))")
         }
         let workloadPath = request.workloadScript ?? "\(workloads)/\(request.workload).sh"
         var modules: InitramfsSpec.Modules?

@@ -66,6 +66,25 @@ final class RealBootTests: XCTestCase {
         try assertNothingLeft(result.runID)
     }
 
+    func testUsageErrorsAreRefusedBeforeAnyRunDirectoryExists() async throws {
+        var badMachine = try request("debian:6.1")
+        badMachine.machine = "no-such-machine"
+        var badWorkload = try request("debian:6.1")
+        badWorkload.workload = "no-such-workload"
+        var badScript = try request("debian:6.1")
+        badScript.workloadScript = resultsRoot + "/missing.sh"
+        for (r, input) in [(badMachine, "no-such-machine"), (badWorkload, "no-such-workload"), (badScript, "missing.sh")] {
+            do {
+                _ = try await Runner().run(r)
+                XCTFail("\(input) should be refused")
+            } catch let error as HarnessError {
+                XCTAssertEqual(error.kind, .badInput)
+                XCTAssertTrue(error.description.contains(input), error.description)
+            }
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: resultsRoot), [])
+    }
+
     func testImageThatIsNotAKernelIsAnErrorWithAReason() async throws {
         let bogus = resultsRoot + "/not-a-kernel"
         try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: bogus))
