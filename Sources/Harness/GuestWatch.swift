@@ -10,15 +10,17 @@ final class GuestWatch {
     private let request: RunRequest
     private let follower: ConsoleFollower
     private var splitter = ConsoleLineSplitter()
-    private var classifier = ConsoleClassifier()
+    private var classifier: ConsoleClassifier
     private let events: @Sendable (RunEvent) -> Void
     private var initSpokeAt: Date?
     private var sawDone = false
 
     static let pollInterval: Duration = .milliseconds(20)
 
-    init(request: RunRequest, consoleLog: String, events: @escaping @Sendable (RunEvent) -> Void) {
+    init(request: RunRequest, consoleLog: String, suppressions: Suppressions,
+         events: @escaping @Sendable (RunEvent) -> Void) {
         self.request = request
+        self.classifier = ConsoleClassifier(suppressions: suppressions)
         self.follower = ConsoleFollower(path: consoleLog)
         self.events = events
     }

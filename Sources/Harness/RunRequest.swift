@@ -22,6 +22,8 @@ public struct RunRequest: Sendable {
     /// A guest printing more than this on its console is stopped.
     public var consoleLimitBytes: Int = 64 << 20
     public var extraCmdline: [String] = []
+    /// A suppression file of known-benign kernel reports (see Classify.Suppressions).
+    public var suppressionsFile: String?
     public var resultsRoot: String = "results"
     public var connectionURI: String = "qemu:///system"
 

@@ -114,7 +114,23 @@ public final class Runner: @unchecked Sendable {
 
         events(.phase("initramfs"))
         let guest = try GuestAssets.directory()
-        let initramfs = try clock.measure("initramfs") { try buildInitramfs(request, guest: guest, kernel: kernel) }
+        var extraFiles: [InitramfsSpec.HostFile] = []
+        if request.workload == "sva", request.workloadScript == nil {
+            events(.phase("sva driver and workload"))
+            let sva = try await clock.measure("workload-build") {
+                try await SvaWorkloadBuilder(cache: cache, guest: guest)
+                    .build(kernel: kernel, build: result.build, logDirectory: directory)
+            }
+            extraFiles.append(.init(hostPath: sva.program, guestPath: "/usr/bin/kharness-sva", mode: 0o755))
+            if let module = sva.module {
+                extraFiles.append(.init(hostPath: module, guestPath: "/lib/modules/kharness/sva_accel.ko"))
+            } else if let why = sva.moduleMissing {
+                events(.phase(why))
+            }
+        }
+        let initramfs = try clock.measure("initramfs") {
+            try buildInitramfs(request, guest: guest, kernel: kernel, extraFiles: extraFiles)
+        }
         try Files.writeAtomically(initramfs.manifest, to: "\(directory)/initramfs.manifest")
 
         var patchedQemu: String?
@@ -145,7 +161,14 @@ public final class Runner: @unchecked Sendable {
         let domain = try clock.measure("start") { try connection.startTransient(description) }
         let qemuPID = QemuProcess.pid(domain: domainName)
 
-        let watch = GuestWatch(request: request, consoleLog: consoleLog, events: events)
+        var suppressions = Suppressions(rules: [], machine: request.machine)
+        if let file = request.suppressionsFile {
+            suppressions = try Suppressions.load(path: file, machine: request.machine)
+        }
+        if request.workload == "sva", request.workloadScript == nil {
+            suppressions.rules += Self.svaExpectedFaults
+        }
+        let watch = GuestWatch(request: request, consoleLog: consoleLog, suppressions: suppressions, events: events)
         let end = await watch.follow(domain: domain, clock: clock, signals: signals)
 
         let teardownStart = Date()
@@ -170,6 +193,16 @@ public final class Runner: @unchecked Sendable {
         }
         return decideOutcome(analysis: analysis, end: end, workload: request.workload)
     }
+
+    /// The sva workload aims jobs at unmapped memory and at dead PASIDs on
+    /// purpose and checks every job's status itself, so the SMMU's fault
+    /// records are its evidence, not kernel failures. Configuration errors
+    /// the driver should never provoke (C_BAD_STE, CMD_SYNC timeouts, storms)
+    /// still fail the run.
+    static let svaExpectedFaults: [Suppressions.Rule] = [
+        "arm-smmu-v3: F_TRANSLATION event", "arm-smmu-v3: F_PERMISSION event", "arm-smmu-v3: F_ACCESS event",
+        "arm-smmu-v3: F_ADDR_SIZE event", "arm-smmu-v3: C_BAD_SUBSTREAMID event", "arm-smmu-v3: C_BAD_CD event",
+    ].map { Suppressions.Rule(title: $0, reason: "provoked and checked by the sva workload") }
 
     private func interrupted(_ signal: Int32, result: inout RunResult) -> Outcome {
         result.end = "interrupted"
@@ -206,16 +239,22 @@ public final class Runner: @unchecked Sendable {
             let builder = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory()) {
                 throttle.report($0)
             }
+            // The sva workload loads its driver as a module.
+            var fragments = request.configFragments
+            if request.workload == "sva", request.workloadScript == nil, !fragments.contains("modules") {
+                fragments.append("modules")
+            }
             let build = try await builder.build(
-                SourceKernelRequest(spec: request.kernel, series: request.series, fragments: request.configFragments),
+                SourceKernelRequest(spec: request.kernel, series: request.series, fragments: fragments),
                 logPath: "\(directory)/build.log")
             result.build = build
             return build.artifacts
         }
     }
 
-    private func buildInitramfs(_ request: RunRequest, guest: String, kernel: KernelArtifacts) throws -> Initramfs {
-        var files = [InitramfsSpec.HostFile(hostPath: "\(guest)/init/init", guestPath: "/init", mode: 0o755)]
+    private func buildInitramfs(_ request: RunRequest, guest: String, kernel: KernelArtifacts,
+                                extraFiles: [InitramfsSpec.HostFile]) throws -> Initramfs {
+        var files = [InitramfsSpec.HostFile(hostPath: "\(guest)/init/init", guestPath: "/init", mode: 0o755)] + extraFiles
         let workloads = "\(guest)/init/workloads"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: workloads))?.sorted() ?? [] where name.hasSuffix(".sh") {
             files.append(.init(hostPath: "\(workloads)/\(name)", guestPath: "/usr/share/kharness/workloads/\(name)"))

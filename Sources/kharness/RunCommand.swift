@@ -43,6 +43,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Extra kernel command line argument (repeatable).")
     var append: [String] = []
 
+    @Option(help: "A YAML file of known-benign kernel reports to suppress (by title or signature).")
+    var suppressions: String?
+
     @Option(help: "Directory for run directories.")
     var results = "results"
 
@@ -66,6 +69,7 @@ struct RunCommand: AsyncParsableCommand {
             request.vcpus = vcpus
             request.extraCmdline = append
             request.resultsRoot = results
+            request.suppressionsFile = suppressions
             request.connectionURI = connect
             let quiet = self.quiet
             let runner = Runner(events: { event in
