@@ -164,7 +164,10 @@ public struct InitramfsBuilder: Sendable {
             for d in dependencies[module] ?? [] { visit(d) }
             wanted.append(module)
         }
-        for name in modules.names {
+        // A module the kernel has built in needs nothing in the initramfs.
+        let builtin = Set(((try? String(contentsOfFile: modules.directory + "/modules.builtin", encoding: .utf8)) ?? "")
+            .split(separator: "\n").map { moduleName(String($0)) })
+        for name in modules.names where !builtin.contains(name.replacingOccurrences(of: "-", with: "_")) {
             guard let module = byName[name] ?? byName[name.replacingOccurrences(of: "-", with: "_")] else {
                 throw HarnessError.badInput(name, "no such module in \(modules.directory)")
             }

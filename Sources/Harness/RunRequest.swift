@@ -13,6 +13,8 @@ public struct RunRequest: Sendable {
     public var workloadScript: String?
     public var scenarios: [String] = []
     public var machine: String = "stock"
+    /// A qemu-system-aarch64 to use instead of the machine's own.
+    public var emulator: String?
     public var vcpus: Int = 1
     public var memoryMiB: Int = 1024
     /// From domain start until the guest's /init speaks.

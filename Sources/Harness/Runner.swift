@@ -138,7 +138,13 @@ public final class Runner: @unchecked Sendable {
             events(.phase("patched QEMU (scripts/build-qemu)"))
             patchedQemu = try await clock.measure("qemu") { try await PatchedQemu.path(guest: guest) }
         }
-        let profile = try MachineProfile.named(request.machine, patchedEmulator: patchedQemu)
+        var profile = try MachineProfile.named(request.machine, patchedEmulator: patchedQemu)
+        if let emulator = request.emulator {
+            guard FileManager.default.isExecutableFile(atPath: emulator) else {
+                throw HarnessError.badInput(emulator, "not an executable QEMU")
+            }
+            profile.emulator = emulator
+        }
         var cmdline = ["console=ttyAMA0", "earlycon", "printk.time=1", "panic=-1", "oops=panic",
                        "rdinit=/init", "kharness.workload=\(request.workloadScript == nil ? request.workload : "custom")"]
         if !request.scenarios.isEmpty { cmdline.append("kharness.scenarios=\(request.scenarios.joined(separator: ","))") }

@@ -28,8 +28,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Scenarios of the workload, comma-separated (default: all).")
     var scenarios: String?
 
-    @Option(help: "Machine: stock, stock-lazy, nosmmu.")
+    @Option(help: "Machine: stock, stock-lazy, nosmmu, sva (patched QEMU: SMMUv3 substreams and sva-accel).")
     var machine = "stock"
+
+    @Option(help: "A qemu-system-aarch64 to use instead of the machine's own.")
+    var qemu: String?
 
     @Option(help: "Seconds from start until the guest's init must speak.")
     var bootTimeout: Double = 120
@@ -64,6 +67,7 @@ struct RunCommand: AsyncParsableCommand {
             request.workloadScript = workloadScript.map(Files.absolute)
             request.scenarios = scenarios.map { $0.split(separator: ",").map(String.init) } ?? []
             request.machine = machine
+            request.emulator = qemu.map(Files.absolute)
             request.bootTimeout = bootTimeout
             request.totalTimeout = timeout
             request.vcpus = vcpus

@@ -82,5 +82,8 @@ final class CpioWriterTests: XCTestCase {
         let files = try InitramfsBuilder.moduleFiles(.init(directory: modules, names: ["x"]))
         XCTAssertEqual(files, ["kernel/a/y-dep.ko.xz", "kernel/a/x.ko", "modules.dep"])
         XCTAssertThrowsError(try InitramfsBuilder.moduleFiles(.init(directory: modules, names: ["nope"])))
+        try "kernel/drivers/pci/pci-stub.ko\n".write(toFile: modules + "/modules.builtin", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try InitramfsBuilder.moduleFiles(.init(directory: modules, names: ["pci-stub", "x"])),
+                       ["kernel/a/y-dep.ko.xz", "kernel/a/x.ko", "modules.dep", "modules.builtin"])
     }
 }

@@ -22,7 +22,7 @@ final class SourceKernelRunTests: XCTestCase {
         let results = NSTemporaryDirectory() + "kharness-src-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: results) }
         var request = RunRequest(kernel: .git(tree: try await Self.tree612(), revision: "HEAD"))
-        request.configFragments = ["smmuv3", "trace"]
+        request.configFragments = ["smmuv3", "trace", "modules"]
         request.workload = workload
         request.resultsRoot = results
         return try await Runner().run(request)
@@ -36,7 +36,7 @@ final class SourceKernelRunTests: XCTestCase {
         XCTAssertTrue(evidence.contains("CONFIG_ARM_SMMU_V3_SVA=y"), "\(evidence)")
         XCTAssertTrue(evidence.contains("iommu_sva_bind_device in kallsyms"), "\(evidence)")
         let build = try XCTUnwrap(result.build)
-        XCTAssertEqual(build.configFragments, ["base", "smmuv3", "trace"])
+        XCTAssertEqual(build.configFragments, ["base", "smmuv3", "trace", "modules"])
         XCTAssertFalse(build.baseCommit.isEmpty)
     }
 

@@ -30,7 +30,7 @@ final class SourceKernelTests: XCTestCase {
     static let svaKernel: Task<KernelBuild, Error> = Task {
         let path = try await tree.value
         return try await builder().build(SourceKernelRequest(tree: path, revision: "HEAD",
-                                                             fragments: ["smmuv3", "trace"]))
+                                                             fragments: ["smmuv3", "trace", "modules"]))
     }
 
     func testSVAKernelBuildProducts() async throws {
@@ -58,10 +58,13 @@ final class SourceKernelTests: XCTestCase {
         XCTAssertTrue(names.contains("iommu_sva_bind_device"))
 
         XCTAssertEqual(artifacts.release, "6.12.117")
-        XCTAssertEqual(build.configFragments, ["base", "smmuv3", "trace"])
+        XCTAssertEqual(build.configFragments, ["base", "smmuv3", "trace", "modules"])
         XCTAssertEqual(build.baseCommit, build.builtCommit)
         XCTAssertEqual(build.patchsetHash, "")
-        XCTAssertNil(artifacts.modulesDirectory, "the modules fragment was not asked for")
+        // The modules fragment installs the (built-in only) modules index for depmod-aware guests.
+        let modules = try XCTUnwrap(artifacts.modulesDirectory, "modules were asked for")
+        XCTAssertTrue(modules.hasSuffix("/lib/modules/6.12.117"), modules)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: modules + "/modules.builtin"), modules)
         let tree = try await Self.tree.value
         let head = try await Command.check("git", ["-C", tree, "rev-parse", "HEAD"])
         XCTAssertEqual(build.baseCommit, head.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -71,7 +74,7 @@ final class SourceKernelTests: XCTestCase {
         let first = try await Self.svaKernel.value
         let tree = try await Self.tree.value
         let again = try await Self.builder().build(SourceKernelRequest(tree: tree, revision: first.baseCommit,
-                                                                       fragments: ["smmuv3", "trace"]))
+                                                                       fragments: ["smmuv3", "trace", "modules"]))
         XCTAssertTrue(again.cacheHit)
         XCTAssertNil(again.timings["compile"], "a cache hit must not run make")
         XCTAssertEqual(again.cacheKey, first.cacheKey)
@@ -128,7 +131,7 @@ final class SourceKernelTests: XCTestCase {
         ])
         let tree = try await Self.tree.value
         let build = try await Self.builder().build(SourceKernelRequest(tree: tree, revision: "HEAD", series: series,
-                                                                       fragments: ["smmuv3", "trace"]))
+                                                                       fragments: ["smmuv3", "trace", "modules"]))
         XCTAssertEqual(build.baseCommit, base.baseCommit)
         XCTAssertNotEqual(build.builtCommit, build.baseCommit)
         XCTAssertEqual(build.patches.map(\.subject),
@@ -163,7 +166,7 @@ final class SourceKernelTests: XCTestCase {
         let before = try await Self.worktrees()
         do {
             _ = try await Self.builder().build(SourceKernelRequest(tree: tree, revision: "HEAD", series: series,
-                                                                   fragments: ["smmuv3", "trace"]))
+                                                                   fragments: ["smmuv3", "trace", "modules"]))
             XCTFail("a series that does not apply was built")
         } catch let error as HarnessError {
             XCTAssertEqual(error.kind, .badInput)

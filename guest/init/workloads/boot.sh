@@ -37,13 +37,14 @@ for dev in /sys/bus/pci/devices/*; do
 	ids="$ids${ids:+,}$(sed s/0x// "$dev/vendor"):$(sed s/0x// "$dev/device")"
 done
 if [ -n "$ids" ]; then
-	if modprobe pci-stub ids="$ids" 2>/dev/null; then
-		evidence "bound pci-stub to $ids"
-	elif [ -e /sys/bus/pci/drivers/pci-stub/new_id ]; then
+	if [ -e /sys/bus/pci/drivers/pci-stub/new_id ]; then
+		# Built in (or already loaded): a module parameter would be ignored.
 		for id in $(echo "$ids" | tr , ' '); do
 			echo "${id%:*} ${id#*:}" > /sys/bus/pci/drivers/pci-stub/new_id
 		done
 		evidence "bound built-in pci-stub to $ids"
+	elif modprobe pci-stub ids="$ids" 2>/dev/null; then
+		evidence "bound pci-stub to $ids"
 	else
 		evidence "pci-stub not available for $ids"
 	fi
