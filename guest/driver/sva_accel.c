@@ -720,6 +720,46 @@ static int sva_accel_copy_out(struct sva_accel_job __user *ujobs,
 	return 0;
 }
 
+/*
+ * Waits until @work completes, or for SVA_ACCEL_JOB_TIMEOUT before
+ * aborting it. Returns 0, or -ERESTARTSYS / -EINTR when the caller is
+ * killed (the work then stays with the file).
+ */
+static long sva_accel_wait_work(struct sva_accel_dev *adev,
+				struct sva_accel_work *work)
+{
+	long left;
+
+	if (!work->started)
+		return 0;
+	left = wait_event_killable_timeout(adev->job_done,
+					   sva_accel_work_done(adev, work),
+					   SVA_ACCEL_JOB_TIMEOUT);
+	if (left < 0)
+		return left;
+	if (!left)
+		sva_accel_wait_hard(adev, work);
+	return 0;
+}
+
+/*
+ * Takes a completed @work off the file, reports it as the caller's job @idx
+ * unless an earlier job already failed (@ret), and frees it.
+ */
+static int sva_accel_retire(struct sva_accel_ctx *ctx,
+			    struct sva_accel_work *work,
+			    struct sva_accel_job __user *ujobs, unsigned int idx,
+			    int ret)
+{
+	sva_accel_finish(ctx, work);
+	list_del(&work->node);
+	ctx->nr_inflight--;
+	if (!ret)
+		ret = sva_accel_copy_out(ujobs, idx, work);
+	kfree(work);
+	return ret;
+}
+
 static int sva_accel_ioctl_submit(struct sva_accel_ctx *ctx, void __user *arg)
 {
 	struct sva_accel_dev *adev = ctx->adev;
@@ -775,24 +815,12 @@ static int sva_accel_ioctl_submit(struct sva_accel_ctx *ctx, void __user *arg)
 
 	for (i = 0; i < started; i++) {
 		struct sva_accel_work *work = works[i];
-		long left;
+		long left = sva_accel_wait_work(adev, work);
 
-		if (work->started) {
-			left = wait_event_killable_timeout(adev->job_done,
-					sva_accel_work_done(adev, work),
-					SVA_ACCEL_JOB_TIMEOUT);
-			/* Killed: the jobs stay with the file. */
-			if (left < 0)
-				return left;
-			if (!left)
-				sva_accel_wait_hard(adev, work);
-		}
-		sva_accel_finish(ctx, work);
-		list_del(&work->node);
-		ctx->nr_inflight--;
-		if (!ret)
-			ret = sva_accel_copy_out(ujobs, i, work);
-		kfree(work);
+		/* Killed: the jobs stay with the file. */
+		if (left)
+			return left;
+		ret = sva_accel_retire(ctx, work, ujobs, i, ret);
 	}
 	return ret;
 
@@ -822,22 +850,11 @@ static int sva_accel_ioctl_wait(struct sva_accel_ctx *ctx, void __user *arg)
 
 		if (filled == sub.count)
 			break;
-		if (work->started) {
-			left = wait_event_killable_timeout(adev->job_done,
-					sva_accel_work_done(adev, work),
-					SVA_ACCEL_JOB_TIMEOUT);
-			if (left < 0)
-				return left;
-			if (!left)
-				sva_accel_wait_hard(adev, work);
-		}
-		sva_accel_finish(ctx, work);
-		list_del(&work->node);
-		ctx->nr_inflight--;
-		if (!ret)
-			ret = sva_accel_copy_out(ujobs, filled, work);
+		left = sva_accel_wait_work(adev, work);
+		if (left)
+			return left;
+		ret = sva_accel_retire(ctx, work, ujobs, filled, ret);
 		filled++;
-		kfree(work);
 	}
 	sub.count = filled;
 	if (!ret && copy_to_user(arg, &sub, sizeof(sub)))
