@@ -12,6 +12,7 @@ final class GuestWatch {
     private var splitter = ConsoleLineSplitter()
     private var classifier: ConsoleClassifier
     private let events: @Sendable (RunEvent) -> Void
+    private(set) var lifecycle = PasidLifecycleOracle()
     private var initSpokeAt: Date?
     private var sawDone = false
 
@@ -89,6 +90,7 @@ final class GuestWatch {
 
     private func observe(_ line: String) {
         events(.console(line))
+        lifecycle.observe(line)
         guard line.contains("@@kharness ") else { return }
         if initSpokeAt == nil { initSpokeAt = Date() }
         if line.contains("@@kharness done") { sawDone = true }

@@ -22,6 +22,8 @@ public struct RunResult: Codable, Sendable {
     public var end: String
     public var scenarios: [ScenarioResult]
     public var reports: [KernelReport]
+    /// PASID lifetime violations found in the trace (see PasidLifecycleOracle).
+    public var lifecycleViolations: [PasidLifecycleOracle.Violation] = []
     /// Seconds per phase: kernel, initramfs, start, boot, workload, teardown, total.
     public var timings: [String: Double]
     public var consoleBytes: Int
@@ -32,6 +34,7 @@ public struct RunResult: Codable, Sendable {
         case runID = "run_id", status, reason, evidence, kernel
         case kernelIdentity = "kernel_identity", kernelRelease = "kernel_release", build
         case machine, workload, end, scenarios, reports, timings
+        case lifecycleViolations = "lifecycle_violations"
         case consoleBytes = "console_bytes", startedAt = "started_at", finishedAt = "finished_at"
     }
 

@@ -197,7 +197,9 @@ public final class Runner: @unchecked Sendable {
         case .bootFailed: result.end = "boot-failed"
         case .consoleFlood: result.end = "console-flood"
         }
-        return decideOutcome(analysis: analysis, end: end, workload: request.workload)
+        result.lifecycleViolations = watch.lifecycle.violations
+        return Self.applyLifecycle(watch.lifecycle.violations,
+                                   to: decideOutcome(analysis: analysis, end: end, workload: request.workload))
     }
 
     /// The sva workload aims jobs at unmapped memory and at dead PASIDs on
@@ -209,6 +211,17 @@ public final class Runner: @unchecked Sendable {
         "arm-smmu-v3: F_TRANSLATION event", "arm-smmu-v3: F_PERMISSION event", "arm-smmu-v3: F_ACCESS event",
         "arm-smmu-v3: F_ADDR_SIZE event", "arm-smmu-v3: C_BAD_SUBSTREAMID event", "arm-smmu-v3: C_BAD_CD event",
     ].map { Suppressions.Rule(title: $0, reason: "provoked and checked by the sva workload") }
+
+    /// A PASID lifetime violation is the root cause of whatever the kernel
+    /// and the workload saw after it (a slab corrupted by the early free
+    /// oopses somewhere unrelated), so it names the failure; the earlier
+    /// verdict stays as evidence. Harness errors keep their ERROR.
+    static func applyLifecycle(_ violations: [PasidLifecycleOracle.Violation], to outcome: Outcome) -> Outcome {
+        guard let first = violations.first, outcome.status == .pass || outcome.status == .fail else { return outcome }
+        let then = outcome.status == .fail ? ["then: \(outcome.reason)"] : []
+        return Outcome(status: .fail, reason: first.title,
+                       evidence: violations.map(\.title) + first.evidence + then + outcome.evidence)
+    }
 
     private func interrupted(_ signal: Int32, result: inout RunResult) -> Outcome {
         result.end = "interrupted"

@@ -71,6 +71,8 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertTrue(faults.allSatisfy(\.suppressed))
         let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
+        XCTAssertEqual(result.lifecycleViolations, [])
+        XCTAssertTrue(console.contains("sva_accel_bind: pid="), "the trace reached the host")
     }
 
     /// 701fac40384f brought back: the PASID is freed at mmput while the
@@ -80,5 +82,8 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(result.status, .fail, result.reason)
         XCTAssertEqual(result.build?.patches.count, 1)
         XCTAssertFalse(result.scenarios.allSatisfy { $0.status == .pass })
+        // The verdict names the root cause, not the oops that follows it.
+        XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains("while still bound to pid"), result.reason)
+        XCTAssertFalse(result.lifecycleViolations.isEmpty)
     }
 }
