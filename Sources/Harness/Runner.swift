@@ -79,6 +79,11 @@ public final class Runner: @unchecked Sendable {
             result.status = outcome.status
             result.reason = outcome.reason
             result.evidence = outcome.evidence
+        } catch where signals.received != nil {
+            // Ctrl-C reaches make and apt too; what fails after it is the interruption.
+            let outcome = interrupted(signals.received!, result: &result)
+            result.status = outcome.status
+            result.reason = outcome.reason
         } catch let failure as KernelBuildFailure {
             result.status = .buildFail
             result.reason = failure.reason
@@ -162,6 +167,7 @@ public final class Runner: @unchecked Sendable {
         try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
         try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
 
+        if let signal = signals.received { return interrupted(signal, result: &result) }
         events(.phase("start \(domainName)"))
         let connection = try LibvirtConnection(uri: request.connectionURI)
         let domain = try clock.measure("start") { try connection.startTransient(description) }
