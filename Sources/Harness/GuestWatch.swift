@@ -46,7 +46,7 @@ final class GuestWatch {
                 case .ended:
                     drain()
                     finishPhases(clock: clock, started: started)
-                    return .guestFinished
+                    return Self.howItEnded(domain: domain.name)
                 case .unknown(let message):
                     return .infrastructure("libvirt stopped answering during the run: \(message)")
                 }
@@ -68,6 +68,22 @@ final class GuestWatch {
     }
 
     /// boot: domain start until /init speaks; workload: from then until done.
+    /// A domain that ended without the harness destroying it either shut
+    /// down from inside (power-off, or a reset after a panic) or lost its
+    /// QEMU, which is the infrastructure's failure, never the kernel's.
+    static func howItEnded(domain: String) -> RunEnd {
+        var found = QemuProcess.endReason(domain: domain)
+        for _ in 0..<20 where found == nil {
+            // libvirt writes the line as it cleans up; give it a moment.
+            usleep(50_000)
+            found = QemuProcess.endReason(domain: domain)
+        }
+        guard let (reason, qemuLine) = found, reason != "shutdown", reason != "destroyed" else {
+            return .guestFinished
+        }
+        return .infrastructure("QEMU stopped unexpectedly (libvirt: reason=\(reason))" + (qemuLine.map { ": \($0)" } ?? ""))
+    }
+
     private func finishPhases(clock: PhaseClock, started: Date) {
         if let spoke = initSpokeAt {
             clock.record("boot", seconds: spoke.timeIntervalSince(started))

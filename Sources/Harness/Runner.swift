@@ -189,6 +189,7 @@ public final class Runner: @unchecked Sendable {
         }
         connection.close()
         clock.record("teardown", since: teardownStart)
+        try? FileManager.default.copyItem(atPath: QemuProcess.logFile(domain: domainName), toPath: "\(directory)/qemu.log")
 
         let analysis = watch.finish()
         result.consoleBytes = watch.consoleBytes

@@ -83,6 +83,26 @@ public enum QemuProcess {
         return Glibc.kill(pid, SIGKILL) == 0
     }
 
+    /// libvirt's log of the domain's QEMU (qemu:///system only).
+    public static func logFile(domain: String) -> String { "/var/log/libvirt/qemu/\(domain).log" }
+
+    /// Why libvirt says the domain's QEMU stopped: "shutdown" (the guest
+    /// powered off or reset), "destroyed" (the harness), "crashed" or
+    /// "failed" (QEMU itself), with the last line QEMU printed.
+    public static func endReason(domain: String) -> (reason: String, lastQemuLine: String?)? {
+        guard let handle = FileHandle(forReadingAtPath: logFile(domain: domain)) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 8192 ? size - 8192 : 0)
+        let tail = String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        let lines = tail.split(separator: "\n").map(String.init)
+        guard let end = lines.last(where: { $0.contains("shutting down, reason=") }),
+              let range = end.range(of: "reason=")
+        else { return nil }
+        let qemuLine = lines.last { $0.contains("qemu-system-") && !$0.contains("terminating on signal") }
+        return (String(end[range.upperBound...].prefix { !$0.isWhitespace }), qemuLine)
+    }
+
     public static func isRunning(domain: String) -> Bool {
         guard let pid = pid(domain: domain) else { return false }
         return Glibc.kill(pid, 0) == 0

@@ -125,6 +125,29 @@ final class RealBootTests: XCTestCase {
         try assertNothingLeft(result.runID)
     }
 
+    /// QEMU itself dies mid-run: ERROR (infrastructure), not a kernel failure.
+    func testQemuKilledDuringRunIsAnInfrastructureError() async throws {
+        var r = try request("debian:6.1")
+        r.workloadScript = try script("echo '@@kharness begin wait'\nsleep 100000\n")
+        r.totalTimeout = 120
+        let initSpoke = Flag()
+        let runner = Runner(events: { event in
+            if case .console(let line) = event, line.contains("@@kharness begin wait") { initSpoke.set() }
+        })
+        async let running = runner.run(r)
+        while !initSpoke.isSet { try await Task.sleep(for: .milliseconds(100)) }
+        let domains = try LibvirtConnection(uri: "qemu:///system").activeDomainNames(prefix: "kharness-")
+        let mine = try XCTUnwrap(domains.first { FileManager.default.fileExists(atPath: "\(resultsRoot)/\($0.dropFirst("kharness-".count))") })
+        let pid = try XCTUnwrap(QemuProcess.pid(domain: mine))
+        kill(pid, SIGKILL)
+        let result = try await running
+        XCTAssertEqual(result.status, .error, result.reason)
+        XCTAssertEqual(result.end, "infrastructure")
+        XCTAssertTrue(result.reason.hasPrefix("QEMU stopped unexpectedly"), result.reason)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(resultsRoot)/\(result.runID)/qemu.log"))
+        try assertNothingLeft(result.runID)
+    }
+
     /// libvirtd dies mid-run and comes back: the run is the infrastructure's
     /// failure (ERROR), never the kernel's, and the guest is gone.
     func testLibvirtdRestartDuringRunIsAnInfrastructureError() async throws {
