@@ -99,7 +99,8 @@ public enum QemuProcess {
         guard let end = lines.last(where: { $0.contains("shutting down, reason=") }),
               let range = end.range(of: "reason=")
         else { return nil }
-        let qemuLine = lines.last { $0.contains("qemu-system-") && !$0.contains("terminating on signal") }
+        // QEMU's own messages ("...Z qemu-system-aarch64: ..."), not its command line.
+        let qemuLine = lines.last { $0.contains("qemu-system-aarch64: ") && !$0.contains("terminating on signal") }
         return (String(end[range.upperBound...].prefix { !$0.isWhitespace }), qemuLine)
     }
 
