@@ -125,8 +125,9 @@ final class RealBootTests: XCTestCase {
         try assertNothingLeft(result.runID)
     }
 
-    /// QEMU itself dies mid-run: ERROR (infrastructure), not a kernel failure.
-    func testQemuKilledDuringRunIsAnInfrastructureError() async throws {
+    /// Starts a run whose workload waits forever, and returns once the
+    /// guest's init has spoken.
+    private func startWaitingRun() async throws -> Task<RunResult, Error> {
         var r = try request("debian:6.1")
         r.workloadScript = try script("echo '@@kharness begin wait'\nsleep 100000\n")
         r.totalTimeout = 120
@@ -134,13 +135,20 @@ final class RealBootTests: XCTestCase {
         let runner = Runner(events: { event in
             if case .console(let line) = event, line.contains("@@kharness begin wait") { initSpoke.set() }
         })
-        async let running = runner.run(r)
-        while !initSpoke.isSet { try await Task.sleep(for: .milliseconds(100)) }
+        let running = Task { try await runner.run(r) }
+        for _ in 0..<1200 where !initSpoke.isSet { try await Task.sleep(for: .milliseconds(100)) }
+        XCTAssertTrue(initSpoke.isSet, "the guest's init never spoke")
+        return running
+    }
+
+    /// QEMU itself dies mid-run: ERROR (infrastructure), not a kernel failure.
+    func testQemuKilledDuringRunIsAnInfrastructureError() async throws {
+        let running = try await startWaitingRun()
         let domains = try LibvirtConnection(uri: "qemu:///system").activeDomainNames(prefix: "kharness-")
         let mine = try XCTUnwrap(domains.first { FileManager.default.fileExists(atPath: "\(resultsRoot)/\($0.dropFirst("kharness-".count))") })
         let pid = try XCTUnwrap(QemuProcess.pid(domain: mine))
         kill(pid, SIGKILL)
-        let result = try await running
+        let result = try await running.value
         XCTAssertEqual(result.status, .error, result.reason)
         XCTAssertEqual(result.end, "infrastructure")
         XCTAssertTrue(result.reason.hasPrefix("QEMU stopped unexpectedly"), result.reason)
@@ -151,20 +159,12 @@ final class RealBootTests: XCTestCase {
     /// libvirtd dies mid-run and comes back: the run is the infrastructure's
     /// failure (ERROR), never the kernel's, and the guest is gone.
     func testLibvirtdRestartDuringRunIsAnInfrastructureError() async throws {
-        var r = try request("debian:6.1")
-        r.workloadScript = try script("echo '@@kharness begin wait'\nsleep 100000\n")
-        r.totalTimeout = 120
-        let initSpoke = Flag()
-        let runner = Runner(events: { event in
-            if case .console(let line) = event, line.contains("@@kharness begin wait") { initSpoke.set() }
-        })
-        async let running = runner.run(r)
-        while !initSpoke.isSet { try await Task.sleep(for: .milliseconds(100)) }
+        let running = try await startWaitingRun()
         try await Command.check("pkill", ["-KILL", "-x", "libvirtd"])
         try await Task.sleep(for: .seconds(1))
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         try await Command.check(repo.path + "/scripts/start-libvirt", [])
-        let result = try await running
+        let result = try await running.value
         XCTAssertEqual(result.status, .error, result.reason)
         XCTAssertEqual(result.end, "infrastructure")
         XCTAssertTrue(result.reason.contains("libvirt"), result.reason)
