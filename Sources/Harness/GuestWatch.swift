@@ -67,7 +67,6 @@ final class GuestWatch {
         return .guestFinished
     }
 
-    /// boot: domain start until /init speaks; workload: from then until done.
     /// A domain that ended without the harness destroying it either shut
     /// down from inside (power-off, or a reset after a panic) or lost its
     /// QEMU, which is the infrastructure's failure, never the kernel's.
@@ -84,6 +83,7 @@ final class GuestWatch {
         return .infrastructure("QEMU stopped unexpectedly (libvirt: reason=\(reason))" + (qemuLine.map { ": \($0)" } ?? ""))
     }
 
+    /// boot: domain start until /init speaks; workload: from then until done.
     private func finishPhases(clock: PhaseClock, started: Date) {
         if let spoke = initSpokeAt {
             clock.record("boot", seconds: spoke.timeIntervalSince(started))
