@@ -49,6 +49,7 @@ let package = Package(
                 "Classify",
                 "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),

@@ -238,15 +238,24 @@ public final class Runner: @unchecked Sendable {
     /// libvirt lost track of the domain (the daemon died): reconnect and
     /// destroy it, or kill the QEMU process directly when the daemon stays away.
     private func reap(domainName: String, uri: String, pid: pid_t?) async throws {
+        log.warning("libvirt lost track of the domain; reconnecting to destroy it", metadata: ["domain": "\(domainName)"])
         for _ in 0..<100 {
             if let connection = try? LibvirtConnection(uri: uri) {
                 if let domain = connection.domain(named: domainName) { domain.destroy() }
                 connection.close()
-                if !QemuProcess.isRunning(domain: domainName) { return }
+                if !QemuProcess.isRunning(domain: domainName) {
+                    log.info("domain destroyed after reconnecting", metadata: ["domain": "\(domainName)"])
+                    return
+                }
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        if let pid { QemuProcess.kill(pid: pid, domain: domainName) }
+        guard let pid else {
+            log.error("libvirt did not come back and the QEMU pid is unknown", metadata: ["domain": "\(domainName)"])
+            return
+        }
+        let killed = QemuProcess.kill(pid: pid, domain: domainName)
+        log.warning("libvirt did not come back; killed QEMU directly", metadata: ["domain": "\(domainName)", "pid": "\(pid)", "killed": "\(killed)"])
     }
 
     private func prepareKernel(_ request: RunRequest, directory: String, result: inout RunResult) async throws -> KernelArtifacts {

@@ -1,10 +1,27 @@
 import ArgumentParser
 import Foundation
 import Harness
+import Logging
 import Support
 
 @main
 struct Kharness: AsyncParsableCommand {
+    /// Diagnostics go to stderr, beside the one-line errors; stdout carries
+    /// only results (run IDs, JSON).
+    static func main() async {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "kharness",
         abstract: "Kernel-patch regression harness: arm64 guests with an emulated SMMUv3, through libvirt.",
