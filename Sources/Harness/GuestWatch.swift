@@ -15,6 +15,13 @@ final class GuestWatch {
     private(set) var lifecycle = PasidLifecycleOracle()
     private var initSpokeAt: Date?
     private var sawDone = false
+    /// The ftrace section the sva workload prints between
+    /// `@@kharness trace-begin` and `@@kharness trace-end`, kept for the run
+    /// directory; bounded like the console itself.
+    private(set) var trace: [String] = []
+    private var traceBytes = 0
+    private var inTrace = false
+    static let traceLimitBytes = 16 << 20
 
     static let pollInterval: Duration = .milliseconds(20)
 
@@ -107,9 +114,15 @@ final class GuestWatch {
     private func observe(_ line: String) {
         events(.console(line))
         lifecycle.observe(line)
+        if inTrace, !line.contains("@@kharness trace-end"), traceBytes < Self.traceLimitBytes {
+            trace.append(line)
+            traceBytes += line.utf8.count + 1
+        }
         guard line.contains("@@kharness ") else { return }
         if initSpokeAt == nil { initSpokeAt = Date() }
         if line.contains("@@kharness done") { sawDone = true }
+        if line.contains("@@kharness trace-begin") { inTrace = true }
+        if line.contains("@@kharness trace-end") { inTrace = false }
     }
 
     func finish() -> ConsoleAnalysis {

@@ -205,6 +205,9 @@ public final class Runner: @unchecked Sendable {
         case .consoleFlood: result.end = "console-flood"
         }
         result.lifecycleViolations = watch.lifecycle.violations
+        if !watch.trace.isEmpty {
+            try Files.writeAtomically(watch.trace.joined(separator: "\n") + "\n", to: "\(directory)/trace.log")
+        }
         return Self.applyLifecycle(watch.lifecycle.violations,
                                    to: decideOutcome(analysis: analysis, end: end, workload: request.workload))
     }

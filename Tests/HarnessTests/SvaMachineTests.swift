@@ -73,6 +73,9 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
         XCTAssertEqual(result.lifecycleViolations, [])
         XCTAssertTrue(console.contains("sva_accel_bind: pid="), "the trace reached the host")
+        let trace = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/trace.log", encoding: .utf8)
+        XCTAssertTrue(trace.contains("sva_accel_bind: pid="), "trace.log holds the trace section")
+        XCTAssertFalse(trace.contains("@@kharness"), "trace.log holds only the trace")
     }
 
     /// 701fac40384f brought back: the PASID is freed at mmput while the
