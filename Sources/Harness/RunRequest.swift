@@ -30,6 +30,11 @@ public struct RunRequest: Sendable {
     public var connectionURI: String = "qemu:///system"
 
     public init(kernel: KernelSpec) { self.kernel = kernel }
+
+    /// The built-in sva workload: it needs the accelerator driver (so a
+    /// kernel with modules), the workload program, and tolerates the SMMU
+    /// faults it provokes.
+    var runsSvaWorkload: Bool { workload == "sva" && workloadScript == nil }
 }
 
 /// Where the harness's own files are: guest/ in the source tree.

@@ -120,7 +120,7 @@ public final class Runner: @unchecked Sendable {
         events(.phase("initramfs"))
         let guest = try GuestAssets.directory()
         var extraFiles: [InitramfsSpec.HostFile] = []
-        if request.workload == "sva", request.workloadScript == nil {
+        if request.runsSvaWorkload {
             events(.phase("sva driver and workload"))
             let sva = try await clock.measure("workload-build") {
                 try await SvaWorkloadBuilder(cache: cache, guest: guest)
@@ -177,7 +177,7 @@ public final class Runner: @unchecked Sendable {
         if let file = request.suppressionsFile {
             suppressions = try Suppressions.load(path: file, machine: request.machine)
         }
-        if request.workload == "sva", request.workloadScript == nil {
+        if request.runsSvaWorkload {
             suppressions.rules += Self.svaExpectedFaults
         }
         let watch = GuestWatch(request: request, consoleLog: consoleLog, suppressions: suppressions, events: events)
@@ -279,7 +279,7 @@ public final class Runner: @unchecked Sendable {
             }
             // The sva workload loads its driver as a module.
             var fragments = request.configFragments
-            if request.workload == "sva", request.workloadScript == nil, !fragments.contains("modules") {
+            if request.runsSvaWorkload, !fragments.contains("modules") {
                 fragments.append("modules")
             }
             let build = try await builder.build(

@@ -36,12 +36,6 @@ public final class LibvirtConnection: @unchecked Sendable {
         handle = nil
     }
 
-    /// Whether the daemon still answers on this connection.
-    public var isAlive: Bool {
-        guard let handle else { return false }
-        return virConnectIsAlive(handle) == 1
-    }
-
     public func hypervisorVersion() throws -> String {
         var version: UInt = 0
         guard let handle, virConnectGetVersion(handle, &version) == 0 else {
