@@ -2,7 +2,8 @@
 import PackageDescription
 
 // One target per pipeline stage; dependencies point one way:
-// Kernel -> GuestImage -> Machine -> Collect -> Classify -> Harness -> CLI.
+// Kernel -> GuestImage -> Machine -> Collect -> Classify -> Harness -> Store -> CLI;
+// Matrix drives runs through Harness and records them in Store.
 let package = Package(
     name: "kharness",
     platforms: [.macOS(.v15)],
@@ -15,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -42,10 +44,15 @@ let package = Package(
             name: "Harness",
             dependencies: ["Kernel", "GuestImage", "Machine", "Collect", "Classify", "Support"]
         ),
+        .target(
+            name: "Store",
+            dependencies: ["Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "kharness",
             dependencies: [
                 "Harness",
+                "Store",
                 "Classify",
                 "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -57,6 +64,7 @@ let package = Package(
         .testTarget(name: "ClassifyTests", dependencies: ["Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Harness", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
     ],
     swiftLanguageModes: [.v5]
 )
