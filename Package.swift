@@ -48,11 +48,16 @@ let package = Package(
             name: "Store",
             dependencies: ["Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "Matrix",
+            dependencies: ["Harness", "Store", "Kernel", "Support", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "kharness",
             dependencies: [
                 "Harness",
                 "Store",
+                "Matrix",
                 "Classify",
                 "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -65,6 +70,7 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Harness", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -370,6 +370,18 @@ public final class Store: Sendable {
         }
     }
 
+    /// Records that an attempt started with ``startCell(_:harnessRunID:directory:connectionURI:)``
+    /// ended without a harness result (the harness's runner refused or failed
+    /// before writing one): ERROR with `reason`, cell `done`.
+    public func recordFailure(_ cellID: Int64, attempt: Int, reason: String, end: String, wallSeconds: Double) throws {
+        try write { db in
+            try Self.insert(outcome: OutcomeRecord(cellID: cellID, attempt: attempt, harnessRunID: nil, status: .error,
+                                                   reason: reason, end: end, wallSeconds: wallSeconds), db)
+            try db.execute(sql: "UPDATE cells SET state = ?, finished_at = ? WHERE id = ?",
+                           arguments: [CellState.done.rawValue, Date(), cellID])
+        }
+    }
+
     private static func insert(outcome: OutcomeRecord, _ db: Database) throws {
         // A rerun of the same attempt (never expected) replaces rather than fails.
         try db.execute(sql: "DELETE FROM outcomes WHERE cell_id = ? AND attempt = ?", arguments: [outcome.cellID, outcome.attempt])

@@ -30,6 +30,8 @@ struct Kharness: AsyncParsableCommand {
             BuildCommand.self,
             DoctorCommand.self,
             ClassifyCommand.self,
+            MatrixCommand.self,
+            CompareCommand.self,
         ]
     )
 }

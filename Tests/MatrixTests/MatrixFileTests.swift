@@ -1,0 +1,168 @@
+import Foundation
+import Support
+import XCTest
+
+@testable import Matrix
+@testable import Store
+
+final class MatrixFileTests: XCTestCase {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func parse(_ text: String) throws -> MatrixFile { try MatrixFile.parse(text, file: "/m/matrix.yaml") }
+
+    /// The one line a malformed file gets: file:line:column: field: reason.
+    func error(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        do {
+            _ = try parse(text)
+            XCTFail("parsed", file: file, line: line)
+            return ""
+        } catch let error as HarnessError {
+            XCTAssertEqual(error.kind, .badInput, file: file, line: line)
+            XCTAssertFalse(error.description.contains("\n"), error.description, file: file, line: line)
+            return error.description
+        } catch {
+            XCTFail("\(error)", file: file, line: line)
+            return ""
+        }
+    }
+
+    func testTheExampleExpandsKernelsConfigsMachinesWorkloadsAndRepeats() throws {
+        let (matrix, _) = try MatrixFile.load(path: Self.repositoryRoot + "/examples/matrix.yaml")
+        XCTAssertEqual(matrix.name, "smmu-smoke")
+        XCTAssertEqual(matrix.kernels.map(\.name), ["debian:6.1", "6.12"])
+        XCTAssertEqual(matrix.machines.map(\.name), ["stock", "lazy", "nosmmu"])
+        XCTAssertEqual(matrix.machines[1].profile, "stock")
+        XCTAssertEqual(matrix.machines[1].cmdline, ["iommu.strict=0"])
+        let cells = matrix.expand(runID: "r")
+        // 2 kernels x 1 config (prebuilt kernels take none) x 3 machines x 1 workload x 2 repeats.
+        XCTAssertEqual(cells.count, 12)
+        XCTAssertEqual(cells.map(\.ordinal), Array(0..<12))
+        XCTAssertEqual(cells[0].configFragments, [])
+        XCTAssertEqual(cells[6].configFragments, ["smmuv3", "trace", "modules"])
+        XCTAssertEqual(cells.prefix(2).map(\.repeatIndex), [1, 2])
+        XCTAssertEqual(Set(cells.map(\.key)).count, 6)
+    }
+
+    func testScenarioSetsAreCellsAndSeriesCanBeDropped() throws {
+        let dir = NSTemporaryDirectory() + "kharness-matrix-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/patches", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = """
+            kernels:
+              - name: tip
+                spec: git:linux@v6.12
+                series: patches
+                configs: ["smmuv3,trace", []]
+            machines: [sva]
+            workloads:
+              - name: sva
+                scenarios: [baseline, "nginx, pasid-reuse"]
+            repeat: 3
+            connections: [qemu:///system, "qemu+ssh://root@localhost/system"]
+            """
+        let matrix = try MatrixFile.parse(text, file: dir + "/m.yaml")
+        XCTAssertEqual(matrix.kernels[0].spec, .git(tree: dir + "/linux", revision: "v6.12"), "relative to the file")
+        XCTAssertEqual(matrix.kernels[0].series, dir + "/patches")
+        let cells = matrix.expand(runID: "r")
+        XCTAssertEqual(cells.count, 2 * 2 * 3)
+        XCTAssertEqual(Set(cells.map(\.scenarios)), [["baseline"], ["nginx", "pasid-reuse"]])
+        XCTAssertEqual(Set(cells.map(\.configFragments)), [["smmuv3", "trace"], []])
+        XCTAssertTrue(cells.allSatisfy { $0.series == dir + "/patches" })
+        XCTAssertTrue(matrix.expand(runID: "r", withoutSeries: true).allSatisfy { $0.series == nil })
+        XCTAssertEqual(matrix.connections.count, 2)
+    }
+
+    func testMalformedFilesNameFileLineAndField() {
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1]
+            machines: [stock]
+            workloads: [boot]
+            repeat: two
+            """), "/m/matrix.yaml:4:9: repeat: must be a whole number from 1 to 100")
+        XCTAssertEqual(error("""
+            kernels:
+              - debian:6.1
+              - spec: foo:bar
+            machines: [stock]
+            workloads: [boot]
+            """), "/m/matrix.yaml:3:11: kernels[1].spec: unknown kernel kind 'foo' (known: debian, image, git)")
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1]
+            machines:
+              - name: lazy
+                profile: stock
+                invalidation: sloppy
+            workloads: [boot]
+            """), "/m/matrix.yaml:5:19: machines[0].invalidation: 'sloppy' is neither strict nor lazy")
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1]
+            machines: [stock, smmu9]
+            workloads: [boot]
+            """), "/m/matrix.yaml:2:19: machines[1]: unknown machine 'smmu9' (known: stock, stock-lazy, nosmmu, sva)")
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1]
+            machines: [stock]
+            workload: [boot]
+            """).prefix(45), "/m/matrix.yaml:3:1: workload: unknown field (")
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1]
+            machines: [stock]
+            """), "/m/matrix.yaml:1:1: workloads: missing (a matrix needs kernels, machines and workloads)")
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1, debian:6.1]
+            machines: [stock]
+            workloads: [boot]
+            """), "/m/matrix.yaml:1:1: kernels: kernel name 'debian:6.1' appears twice (give one a name:)")
+        XCTAssertEqual(error("""
+            kernels:
+              - spec: debian:6.1
+                series: x.mbox
+            machines: [stock]
+            workloads: [boot]
+            """), "/m/matrix.yaml:3:13: kernels[0].series: '/m/x.mbox' does not exist")
+        XCTAssertEqual(error("""
+            kernels: [debian:6.1]
+            machines: [stock]
+            workloads: [boot]
+            connections: [localhost]
+            """), "/m/matrix.yaml:4:15: connections[0]: 'localhost' is not a libvirt URI (e.g. qemu+ssh://host/system)")
+    }
+
+    func testYAMLSyntaxErrorsNameTheLine() {
+        let message = error("kernels: [debian:6.1\nmachines: [stock]\n")
+        XCTAssertTrue(message.hasPrefix("/m/matrix.yaml:"), message)
+        XCTAssertTrue(message.contains("YAML:"), message)
+        let duplicate = error("kernels: [debian:6.1]\nkernels: [debian:6.12]\nmachines: [stock]\nworkloads: [boot]\n")
+        XCTAssertTrue(duplicate.contains("duplicated key kernels"), duplicate)
+        XCTAssertTrue(duplicate.hasPrefix("/m/matrix.yaml:"), duplicate)
+        XCTAssertEqual(error(""), "/m/matrix.yaml:1:1: the matrix file is empty")
+        XCTAssertEqual(error("- a\n- b\n"), "/m/matrix.yaml:1:1: : must be a mapping")
+    }
+
+    func testAnUnknownWorkloadIsRefusedWhereItIsWritten() throws {
+        let matrix = try parse("kernels: [debian:6.1]\nmachines: [stock]\nworkloads:\n  - boot\n  - name: fuzz\n")
+        setenv("KHARNESS_GUEST_DIR", Self.repositoryRoot + "/guest", 1)
+        XCTAssertThrowsError(try MatrixRunner.validate(matrix)) { error in
+            let message = (error as? HarnessError)?.description ?? "\(error)"
+            XCTAssertTrue(message.hasPrefix("/m/matrix.yaml:5:5: workloads[1]: unknown workload"), message)
+        }
+    }
+
+    func testTheProgressLineCountsAndEstimates() {
+        let tracker = ProgressTracker(total: 4, alreadyDone: 0, parallelism: 2, connections: ["a", "b"])
+        XCTAssertEqual(tracker.acquireConnection(), "a")
+        XCTAssertEqual(tracker.acquireConnection(), "b")
+        tracker.releaseConnection("a")
+        XCTAssertEqual(tracker.acquireConnection(), "a", "the least busy connection")
+        tracker.started()
+        tracker.started()
+        XCTAssertNil(tracker.snapshot().eta)
+        tracker.stopped()
+        tracker.finished(OutcomeRecord(cellID: 1, attempt: 1, harnessRunID: nil, status: .fail, reason: "", end: "finished",
+                                       wallSeconds: 10))
+        let progress = tracker.snapshot()
+        // 2.5 cells left (the running one counts half) x 10 s / 2 at once.
+        XCTAssertEqual(progress.line, "1/4 done, 1 running, 1 failed, ETA 0:13")
+    }
+}

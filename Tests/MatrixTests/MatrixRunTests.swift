@@ -1,0 +1,235 @@
+import Classify
+import Foundation
+import GRDB
+import Machine
+import Support
+import XCTest
+
+@testable import Matrix
+@testable import Store
+
+/// Real matrices: libvirtd, QEMU, Debian's 6.1 kernel and a 6.12 kernel
+/// built from Debian's source, a real SQLite file.
+final class MatrixRunTests: XCTestCase {
+    static let repositoryRoot = MatrixFileTests.repositoryRoot
+    var directory = ""
+
+    override func setUp() {
+        directory = NSTemporaryDirectory() + "kharness-matrix-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        setenv("KHARNESS_GUEST_DIR", Self.repositoryRoot + "/guest", 1)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    static func tree612() async throws -> String {
+        if let tree = ProcessInfo.processInfo.environment["KHARNESS_KERNEL_TREE_6_12"], !tree.isEmpty { return tree }
+        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", ["6.12"])
+        return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
+    }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let path = directory + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func options(_ runID: String) -> MatrixOptions {
+        var options = MatrixOptions()
+        options.results = directory + "/results"
+        options.runID = runID
+        return options
+    }
+
+    /// Two kernels x two machines x the boot workload x 2 repeats, spread
+    /// over two libvirt connections to this host's daemon.
+    func testTwoKernelsTwoMachinesTwoRepeatsOverTwoConnections() async throws {
+        let tree = try await Self.tree612()
+        let file = try write("matrix.yaml", """
+            name: real
+            repeat: 2
+            parallel: 2
+            kernels:
+              - debian:6.1
+              - name: "6.12"
+                spec: git:\(tree)@HEAD
+            configs: [[smmuv3, trace, modules]]
+            machines:
+              - stock
+              - name: lazy
+                profile: stock
+                invalidation: lazy
+            workloads: [boot]
+            connections: [qemu:///system, qemu+unix:///system]
+            """)
+        let store = try Store.open(path: directory + "/results/kharness.db")
+        let outcome = try await MatrixRunner(store: store).run(matrixPath: file, options: options("real"))
+        let results = outcome.results
+        XCTAssertEqual(results.count, 8)
+        XCTAssertEqual(outcome.run.state, .finished)
+        XCTAssertEqual(outcome.exitCode, 0)
+        for result in results {
+            let outcome = try XCTUnwrap(result.outcome, "cell \(result.cell.ordinal) has no outcome")
+            XCTAssertEqual(outcome.status, .pass, "\(result.cell.key): \(outcome.reason)")
+            XCTAssertEqual(result.cell.state, .done)
+            XCTAssertEqual(result.cell.attempts, 1)
+            XCTAssertNotNil(result.cell.kernelIdentity)
+            XCTAssertGreaterThan(outcome.guestSeconds, 0)
+            XCTAssertLessThan(outcome.guestSeconds, outcome.wallSeconds)
+            let console = try XCTUnwrap(result.artifact(named: "console.log"))
+            XCTAssertTrue(try String(contentsOfFile: console.path, encoding: .utf8).contains("@@kharness done"))
+            XCTAssertNotNil(result.artifact(named: "result.json"))
+            let cmdline = try String(contentsOfFile: try XCTUnwrap(result.artifact(named: "cmdline")).path, encoding: .utf8)
+            XCTAssertEqual(cmdline.contains("iommu.strict=0"), result.cell.machine == "lazy", cmdline)
+            XCTAssertTrue(result.cell.directory?.hasPrefix(directory + "/results/real/") == true)
+        }
+        let git = results.filter { $0.cell.kernelName == "6.12" }
+        XCTAssertEqual(git.count, 4)
+        XCTAssertTrue(git.allSatisfy { $0.cell.configHash != nil && $0.outcome?.kernelRelease == "6.12.117" })
+        XCTAssertEqual(Set(git.map(\.cell.kernelIdentity)).count, 1, "one kernel build for all its cells")
+        XCTAssertTrue(results.filter { $0.cell.kernelName == "debian:6.1" }.allSatisfy { $0.cell.configHash == nil })
+        XCTAssertEqual(Set(results.compactMap(\.cell.connectionURI)), ["qemu:///system", "qemu+unix:///system"])
+        XCTAssertEqual(try store.integrityCheck(), ["ok"])
+
+        let same = try store.compare(runID: "real", baselineID: "real")
+        XCTAssertEqual(same.entries, [])
+        XCTAssertEqual(same.passingKeys, 4)
+    }
+
+    /// A kernel that really panics (no init: it cannot mount a root) against
+    /// one that boots: the panic's signature is new one way, fixed the other,
+    /// still failing against itself.
+    func testComparisonAgainstABaselineOnRealRuns() async throws {
+        let good = try write("good.yaml", "kernels: [debian:6.1]\nmachines: [stock]\nworkloads: [boot]\nrepeat: 2\nparallel: 2\n")
+        let bad = try write("bad.yaml", """
+            kernels: [debian:6.1]
+            machines:
+              - name: stock
+                profile: stock
+                cmdline: [rdinit=/nonexistent]
+            workloads: [boot]
+            repeat: 2
+            parallel: 2
+            """)
+        let store = try Store.open(path: directory + "/results/kharness.db")
+        let baseline = try await MatrixRunner(store: store).run(matrixPath: good, options: options("good"))
+        XCTAssertEqual(baseline.exitCode, 0)
+        let broken = try await MatrixRunner(store: store).run(matrixPath: bad, options: options("bad"))
+        XCTAssertEqual(broken.exitCode, 1)
+
+        let comparison = try store.compare(runID: "bad", baselineID: "good")
+        XCTAssertEqual(comparison.entries.map(\.change), [.new], comparison.table())
+        let entry = try XCTUnwrap(comparison.entries.first)
+        XCTAssertEqual(entry.issue?.title, "kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)")
+        XCTAssertEqual(entry.run, SideCount(failing: 2, usable: 2, total: 2, statuses: ["FAIL", "FAIL"]))
+        let signatures = Set(broken.results.flatMap(\.reports).map(\.signature))
+        XCTAssertEqual(signatures.count, 1, "both repeats give the panic the same signature")
+        XCTAssertEqual(entry.issue?.signature, signatures.first)
+
+        XCTAssertEqual(try store.compare(runID: "good", baselineID: "bad").entries.map(\.change), [.fixed])
+        XCTAssertEqual(try store.compare(runID: "bad", baselineID: "bad").entries.map(\.change), [.stillFailing])
+    }
+
+    /// `matrix run` SIGKILLed while guests run: the database stays
+    /// consistent, the next open marks the cells that were running
+    /// interrupted (the killed process cannot), the guests die with the
+    /// libvirt connection, and `matrix resume` finishes the run.
+    func testSIGKILLMidRunThenResume() async throws {
+        let kharness = try Self.executable()
+        let file = try write("kill.yaml", "kernels: [debian:6.1]\nmachines: [stock, nosmmu]\nworkloads: [boot]\nrepeat: 2\nparallel: 2\n")
+        let results = directory + "/results"
+        let database = results + "/kharness.db"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: kharness)
+        process.arguments = ["matrix", "run", file, "--results", results, "--id", "killed"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+
+        // Wait until a guest's kernel is running in some cell, then SIGKILL.
+        var running: [(id: Int64, harnessRunID: String)] = []
+        for _ in 0..<1200 {
+            if FileManager.default.fileExists(atPath: database), let queue = try? DatabaseQueue(path: database),
+               let rows = try? queue.read({ db in
+                   try Row.fetchAll(db, sql: "SELECT id, harness_run_id, directory FROM cells WHERE state = 'running'")
+               }) {
+                let booting = rows.filter { row in
+                    let console = (row["directory"] as String? ?? "") + "/console.log"
+                    return (try? String(contentsOfFile: console, encoding: .utf8))?.contains("Linux version") == true
+                }
+                if !booting.isEmpty {
+                    running = rows.map { ($0["id"], $0["harness_run_id"]) }
+                    break
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertFalse(running.isEmpty, "no cell ever ran")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+
+        // The file as the killed process left it: intact, cells still "running".
+        let raw = try DatabaseQueue(path: database)
+        let integrity = try await raw.read { try String.fetchAll($0, sql: "PRAGMA integrity_check") }
+        XCTAssertEqual(integrity, ["ok"])
+        let leftRunning = try await raw.read { try Int64.fetchAll($0, sql: "SELECT id FROM cells WHERE state = 'running'") }
+        XCTAssertFalse(leftRunning.isEmpty)
+        try raw.close()
+
+        // Its guests died with its libvirt connection (autodestroy).
+        let connection = try LibvirtConnection(uri: "qemu:///system")
+        defer { connection.close() }
+        for cell in running {
+            var left = ["?"]
+            for _ in 0..<100 {
+                left = try connection.activeDomainNames(prefix: "kharness-\(cell.harnessRunID)")
+                if left.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            XCTAssertEqual(left, [], "the domain of cell \(cell.id) outlived the harness")
+        }
+
+        // The next open marks them interrupted, with an ERROR outcome.
+        let store = try Store.open(path: database)
+        XCTAssertEqual(try store.run(id: "killed")?.state, .interrupted)
+        for id in leftRunning {
+            XCTAssertEqual(try store.cell(id: id)?.state, .interrupted)
+            XCTAssertEqual(try store.outcome(ofCell: id)?.end, "harness-died")
+            XCTAssertEqual(try store.outcome(ofCell: id)?.status, .error)
+        }
+
+        let resume = Process()
+        resume.executableURL = URL(fileURLWithPath: kharness)
+        resume.arguments = ["matrix", "resume", "killed", "--results", results]
+        resume.standardOutput = FileHandle.nullDevice
+        resume.standardError = FileHandle.nullDevice
+        try resume.run()
+        resume.waitUntilExit()
+        XCTAssertEqual(resume.terminationStatus, 0)
+
+        XCTAssertEqual(try store.run(id: "killed")?.state, .finished)
+        let final = try store.results(ofRun: "killed")
+        XCTAssertEqual(final.count, 4)
+        for result in final {
+            XCTAssertEqual(result.cell.state, .done)
+            let expected: RunStatus = result.cell.machine == "stock" ? .pass : .skip
+            XCTAssertEqual(result.outcome?.status, expected, "\(result.cell.key): \(result.outcome?.reason ?? "no outcome")")
+        }
+        for id in leftRunning {
+            XCTAssertEqual(try store.outcomeHistory(ofCell: id).map(\.end), ["harness-died", "finished"])
+            XCTAssertEqual(try store.cell(id: id)?.attempts, 2)
+        }
+        XCTAssertEqual(try store.integrityCheck(), ["ok"])
+    }
+
+    static func executable() throws -> String {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var kharness = products.appendingPathComponent("kharness").path
+        if !FileManager.default.fileExists(atPath: kharness) {
+            kharness = products.deletingLastPathComponent().appendingPathComponent("kharness").path
+        }
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: kharness), "build the kharness executable first (scripts/test does)")
+        return kharness
+    }
+}
