@@ -1,55 +1,61 @@
 import Foundation
 
+/// Counts per signal number, written by the handler (async-signal-safe:
+/// one word each, allocated once, never freed).
+private let signalCounts: UnsafeMutablePointer<Int> = {
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: 65)
+    counts.initialize(repeating: 0, count: 65)
+    return counts
+}()
+
+private func countSignal(_ signal: Int32) {
+    if signal > 0, signal < 65 { signalCounts[Int(signal)] &+= 1 }
+}
+
 /// Catches SIGINT/SIGTERM while a guest runs so the run can destroy its
 /// domain and record "interrupted" instead of dying with the guest alive.
 ///
+/// A plain handler counts the signals and each watch compares the counts
+/// with those at its start. (A dispatch signal source with SIG_IGN lost
+/// signals here: libdispatch blocks the signal only in its own thread, so
+/// the kernel hands it to a Swift concurrency thread, where SIG_IGN drops it.)
+///
 /// Watches nest: a matrix running several cells holds one for the whole
 /// matrix and each cell's run holds its own, so the default disposition
-/// comes back only when the last watch of a signal stops (otherwise the
-/// first cell to finish would leave the others killable by Ctrl-C).
+/// comes back only when the last watch of a signal stops.
 public final class SignalWatch: @unchecked Sendable {
     private let lock = NSLock()
-    private var first: Int32?
-    private var sources: [DispatchSourceSignal] = []
+    private var stopped = false
     private let watched: [Int32]
+    private let baseline: [Int]
 
     private static let countLock = NSLock()
     nonisolated(unsafe) private static var watchers: [Int32: Int] = [:]
 
     public init(signals: [Int32]) {
         watched = signals
+        Self.countLock.lock()
         for sig in signals {
-            Self.countLock.lock()
             Self.watchers[sig, default: 0] += 1
-            signal(sig, SIG_IGN)
-            Self.countLock.unlock()
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock()
-                if self.first == nil { self.first = sig }
-                self.lock.unlock()
-            }
-            source.resume()
-            sources.append(source)
+            if Self.watchers[sig] == 1 { signal(sig, countSignal) }
         }
+        Self.countLock.unlock()
+        baseline = signals.map { signalCounts[Int($0)] }
     }
 
-    /// The first signal seen, if any.
+    /// The first watched signal seen since this watch started, if any.
     public var received: Int32? {
-        lock.lock()
-        defer { lock.unlock() }
-        return first
+        for (sig, before) in zip(watched, baseline) where signalCounts[Int(sig)] != before { return sig }
+        return nil
     }
 
     /// Stops watching (once; later calls do nothing).
     public func stop() {
         lock.lock()
-        let stopping = sources
-        sources.removeAll()
+        let already = stopped
+        stopped = true
         lock.unlock()
-        guard !stopping.isEmpty else { return }
-        for source in stopping { source.cancel() }
+        guard !already else { return }
         Self.countLock.lock()
         for sig in watched {
             Self.watchers[sig, default: 1] -= 1

@@ -147,24 +147,7 @@ final class MatrixRunTests: XCTestCase {
         try process.run()
 
         // Wait until a guest's kernel is running in some cell, then SIGKILL.
-        var running: [(id: Int64, harnessRunID: String)] = []
-        for _ in 0..<1200 {
-            if FileManager.default.fileExists(atPath: database), let queue = try? DatabaseQueue(path: database),
-               let rows = try? queue.read({ db in
-                   try Row.fetchAll(db, sql: "SELECT id, harness_run_id, directory FROM cells WHERE state = 'running'")
-               }) {
-                let booting = rows.filter { row in
-                    let console = (row["directory"] as String? ?? "") + "/console.log"
-                    return (try? String(contentsOfFile: console, encoding: .utf8))?.contains("Linux version") == true
-                }
-                if !booting.isEmpty {
-                    running = rows.map { ($0["id"], $0["harness_run_id"]) }
-                    break
-                }
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        XCTAssertFalse(running.isEmpty, "no cell ever ran")
+        let running = try await Self.waitForABootingCell(database: database)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationReason, .uncaughtSignal)
@@ -221,6 +204,55 @@ final class MatrixRunTests: XCTestCase {
             XCTAssertEqual(try store.cell(id: id)?.attempts, 2)
         }
         XCTAssertEqual(try store.integrityCheck(), ["ok"])
+    }
+
+    /// SIGTERM while two cells run: both are destroyed and recorded as
+    /// interrupted, nothing new starts, the run is interrupted, exit 143.
+    func testSIGTERMInterruptsRunningCellsAndStartsNoMore() async throws {
+        let kharness = try Self.executable()
+        let file = try write("term.yaml", "kernels: [debian:6.1]\nmachines: [stock]\nworkloads: [boot]\nrepeat: 4\nparallel: 2\n")
+        let results = directory + "/results"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: kharness)
+        process.arguments = ["matrix", "run", file, "--results", results, "--id", "term"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Self.waitForABootingCell(database: results + "/kharness.db")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 143)
+
+        let store = try Store.open(path: results + "/kharness.db")
+        XCTAssertEqual(try store.run(id: "term")?.state, .interrupted)
+        let cells = try store.results(ofRun: "term")
+        let interrupted = cells.filter { $0.cell.state == .interrupted }
+        XCTAssertFalse(interrupted.isEmpty)
+        for result in interrupted {
+            XCTAssertEqual(result.outcome?.status, .error)
+            XCTAssertEqual(result.outcome?.reason, "interrupted by SIGTERM")
+        }
+        XCTAssertTrue(cells.contains { $0.cell.state == .pending }, "no cell starts after the signal")
+    }
+
+    /// Returns the running cells once one of them has a kernel booting.
+    @discardableResult
+    static func waitForABootingCell(database: String) async throws -> [(id: Int64, harnessRunID: String)] {
+        for _ in 0..<1200 {
+            if FileManager.default.fileExists(atPath: database), let queue = try? DatabaseQueue(path: database),
+               let rows = try? queue.read({ db in
+                   try Row.fetchAll(db, sql: "SELECT id, harness_run_id, directory FROM cells WHERE state = 'running'")
+               }) {
+                let booting = rows.filter { row in
+                    let console = (row["directory"] as String? ?? "") + "/console.log"
+                    return (try? String(contentsOfFile: console, encoding: .utf8))?.contains("Linux version") == true
+                }
+                if !booting.isEmpty { return rows.map { ($0["id"], $0["harness_run_id"]) } }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTFail("no cell ever ran")
+        return []
     }
 
     static func executable() throws -> String {
