@@ -114,6 +114,13 @@ public final class MatrixRunner: @unchecked Sendable {
                                  connections: options.connections.isEmpty ? matrix.connections : options.connections)
     }
 
+    /// The cells `run` would create, for `matrix run --dry-run`.
+    public static func plan(matrixPath: String, withoutSeries: Bool) throws -> [CellRecord] {
+        let (matrix, _) = try MatrixFile.load(path: matrixPath)
+        try validate(matrix)
+        return matrix.expand(runID: "dry-run", withoutSeries: withoutSeries)
+    }
+
     /// Finishes an interrupted run: its pending and interrupted cells run
     /// (interrupted ones as a new attempt); done cells keep their outcome.
     /// `runID` nil: the newest interrupted run.
@@ -127,6 +134,7 @@ public final class MatrixRunner: @unchecked Sendable {
             }
             id = latest.id
         }
+        _ = try store.existingRun(id: id)
         let ownership = try store.own(runID: id)
         defer { ownership.release() }
         var record = try store.existingRun(id: id)

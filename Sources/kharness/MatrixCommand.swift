@@ -44,7 +44,22 @@ struct MatrixRunCommand: AsyncParsableCommand {
     @Option(help: "The matrix run's ID (default: a new one).")
     var id: String?
 
+    @Flag(help: "Check the file and print the cells without running or recording anything.")
+    var dryRun = false
+
     func run() async throws {
+        if dryRun {
+            let cells = try await exitOnError { try MatrixRunner.plan(matrixPath: file, withoutSeries: withoutSeries) }
+            var table = TextTable(header: ["cell", "kernel", "series", "config", "machine", "cmdline", "workload", "repeat"])
+            for cell in cells {
+                table.add(["\(cell.ordinal)", cell.kernelName, cell.series ?? "", cell.configFragments.joined(separator: ","),
+                           "\(cell.machine) (\(cell.machineProfile))", cell.cmdline.joined(separator: " "),
+                           cell.workload + (cell.scenarios.isEmpty ? "" : ":" + cell.scenarios.joined(separator: ",")),
+                           "\(cell.repeatIndex)"])
+            }
+            print(table.render() + "\(cells.count) cell(s)")
+            return
+        }
         let outcome = try await exitOnError {
             var options = MatrixOptions()
             options.results = store.results
