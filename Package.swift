@@ -52,12 +52,17 @@ let package = Package(
             name: "Matrix",
             dependencies: ["Harness", "Store", "Kernel", "Support", .product(name: "Yams", package: "Yams")]
         ),
+        .target(
+            name: "Report",
+            dependencies: ["Store", "Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "kharness",
             dependencies: [
                 "Harness",
                 "Store",
                 "Matrix",
+                "Report",
                 "Classify",
                 "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -71,6 +76,7 @@ let package = Package(
         .testTarget(name: "HarnessTests", dependencies: ["Harness"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Harness", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "Harness", "Classify", "Support"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,100 @@
+import Classify
+import Foundation
+
+/// JUnit XML, the format CI systems (GitLab, Jenkins, GitHub actions' test
+/// reporters) read: one `<testsuite>` per kernel, config and machine; one
+/// `<testcase>` per run (the run's own verdict, with the kernel reports) and
+/// one per scenario the guest reported.
+public enum JUnitReport {
+    public static func render(_ report: MatrixReport) -> String {
+        var suites: [(name: String, cells: [ReportCell])] = []
+        var position: [String: Int] = [:]
+        for cell in report.cells {
+            let name = "\(cell.kernelLabel) (\(cell.configLabel)) on \(cell.result.machine)"
+            if let at = position[name] {
+                suites[at].cells.append(cell)
+            } else {
+                position[name] = suites.count
+                suites.append((name, [cell]))
+            }
+        }
+        let cases = report.cells.map(testcases)
+        let all = cases.flatMap { $0 }
+        var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        out += "<testsuites name=\"\(Escape.markup("kharness \(report.id)"))\"\(counts(all))>\n"
+        var caseIndex = 0
+        for suite in suites {
+            let suiteCases = suite.cells.flatMap { _ -> [Testcase] in
+                defer { caseIndex += 1 }
+                return cases[caseIndex]
+            }
+            let first = suite.cells[0].result
+            out += "  <testsuite name=\"\(Escape.markup(suite.name))\"\(counts(suiteCases))"
+            out += " timestamp=\"\(Escape.markup(first.startedAt))\">\n"
+            out += "    <properties>\n"
+            var properties = [("matrix_run", report.id), ("kernel", first.kernel), ("machine", first.machine)]
+            if let identity = first.kernelIdentity { properties.append(("kernel_identity", identity)) }
+            if let release = first.kernelRelease { properties.append(("kernel_release", release)) }
+            if let build = first.build {
+                properties += [("base_commit", build.baseCommit), ("patchset_hash", build.patchsetHash),
+                               ("config_hash", build.configHash)]
+            }
+            for (name, value) in properties {
+                out += "      <property name=\"\(Escape.markup(name))\" value=\"\(Escape.markup(value))\"/>\n"
+            }
+            out += "    </properties>\n"
+            for testcase in suiteCases { out += testcase.xml }
+            out += "  </testsuite>\n"
+        }
+        out += "</testsuites>\n"
+        return out
+    }
+
+    struct Testcase {
+        var status: RunStatus
+        var xml: String
+    }
+
+    private static func counts(_ cases: [Testcase]) -> String {
+        let failures = cases.filter { Comparison.isFailure($0.status) }.count
+        let errors = cases.filter { $0.status == .error }.count
+        let skipped = cases.filter { $0.status == .skip || $0.status == .miss }.count
+        return " tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\""
+    }
+
+    private static func testcases(for cell: ReportCell) -> [Testcase] {
+        let result = cell.result
+        let classname = Escape.markup("\(result.workload).\(result.machine)")
+        let suffix = cell.repeatIndex > 1 ? " #\(cell.repeatIndex)" : ""
+        let seconds = String(format: "%.3f", result.timings["total"] ?? 0)
+        var outOfBand = "run \(result.runID)\nreproduce: \(cell.reproducer)\n"
+        if let console = cell.artifact("console.log") { outOfBand += "console: \(console)\n" }
+        if let change = cell.change { outOfBand += "against baseline: \(change.rawValue)\n" }
+
+        var run = "    <testcase classname=\"\(classname)\" name=\"\(Escape.markup(result.workload + suffix))\" time=\"\(seconds)\">\n"
+        let message = cell.activeReports.first?.title ?? result.lifecycleViolations.first?.title ?? result.reason
+        run += verdict(result.status, message: message, type: cell.activeReports.first?.category ?? result.status.rawValue,
+                       body: cell.excerpt(maxLines: 200))
+        run += "      <system-out>\(Escape.markup(outOfBand))</system-out>\n"
+        run += "    </testcase>\n"
+        var cases = [Testcase(status: result.status, xml: run)]
+        for scenario in result.scenarios {
+            var xml = "    <testcase classname=\"\(classname)\" name=\"\(Escape.markup("\(result.workload).\(scenario.name)\(suffix)"))\" time=\"0\">\n"
+            xml += verdict(scenario.status, message: scenario.reason, type: scenario.status.rawValue,
+                           body: ([scenario.reason] + scenario.evidence).joined(separator: "\n"))
+            xml += "    </testcase>\n"
+            cases.append(Testcase(status: scenario.status, xml: xml))
+        }
+        return cases
+    }
+
+    private static func verdict(_ status: RunStatus, message: String, type: String, body: String) -> String {
+        let attributes = "message=\"\(Escape.markup(Escape.truncate(Escape.line(message), 300)))\" type=\"\(Escape.markup(type))\""
+        switch status {
+        case .pass: return ""
+        case .fail, .buildFail: return "      <failure \(attributes)>\(Escape.markup(body))</failure>\n"
+        case .error: return "      <error \(attributes)>\(Escape.markup(body))</error>\n"
+        case .skip, .miss: return "      <skipped \(attributes)/>\n"
+        }
+    }
+}

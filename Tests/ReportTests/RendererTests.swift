@@ -1,0 +1,253 @@
+import Classify
+import Foundation
+import FoundationXML
+import Support
+import XCTest
+@testable import Report
+
+final class RendererTests: XCTestCase {
+    var root = ""
+
+    override func setUp() {
+        root = NSTemporaryDirectory() + "report-\(UUID().uuidString)"
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func testJUnitIsWellFormedAndCarriesHostileTextVerbatim() throws {
+        let report = try Fixtures.matrix(root: root)
+        let xml = JUnitReport.render(report)
+        let document = try XMLDocument(xmlString: xml)
+        let suites = try document.nodes(forXPath: "/testsuites/testsuite")
+        // kernel+config+machine: debian/stock, 6.12/sva, 6.12/stock, 6.12(smmuv3,kasan)/nosmmu.
+        XCTAssertEqual(suites.count, 4)
+        let top = try XCTUnwrap(document.rootElement())
+        // 5 runs + 2 scenarios in each of the two sva runs.
+        XCTAssertEqual(top.attribute(forName: "tests")?.stringValue, "9")
+        XCTAssertEqual(top.attribute(forName: "failures")?.stringValue, "3")
+        XCTAssertEqual(top.attribute(forName: "errors")?.stringValue, "1")
+        let failures = try document.nodes(forXPath: "//testcase[@name='sva']/failure") as! [XMLElement]
+        XCTAssertEqual(failures.count, 1)
+        XCTAssertEqual(failures[0].attribute(forName: "message")?.stringValue,
+                       "KASAN: slab-use-after-free Read in mm_pasid_drop")
+        XCTAssertTrue(failures[0].stringValue?.contains("Read of size 4 at addr ffff000012345678") ?? false)
+        // The hostile reason comes back as text, markup and all, minus the controls XML cannot carry.
+        let error = try XCTUnwrap((try document.nodes(forXPath: "//testcase/error") as! [XMLElement]).first)
+        let message = try XCTUnwrap(error.attribute(forName: "message")?.stringValue)
+        XCTAssertTrue(message.contains("</script><script>document.body.setAttribute('data-pwned','1')</script>"))
+        XCTAssertTrue(message.contains("<img src=x onerror=\"document.body"))
+        XCTAssertFalse(message.unicodeScalars.contains { $0.value < 0x20 })
+        let scenario = try document.nodes(forXPath: "//testcase[@name='sva.pasid-reuse']/failure") as! [XMLElement]
+        XCTAssertEqual(scenario.count, 1)
+        let skipped = try document.nodes(forXPath: "//testcase/skipped")
+        XCTAssertEqual(skipped.count, 0)
+        let properties = try document.nodes(forXPath: "//property[@name='patchset_hash']/@value").map { $0.stringValue }
+        XCTAssertTrue(properties.contains(Fixtures.patchsetHash))
+    }
+
+    func testJUnitPassesXmllint() async throws {
+        let report = try Fixtures.matrix(root: root)
+        let path = root + "/junit.xml"
+        try Files.writeAtomically(JUnitReport.render(report), to: path)
+        let lint = try await Command.run("xmllint", ["--noout", path])
+        XCTAssertEqual(lint.status, 0, lint.stderr)
+    }
+
+    func testKcidbValidatesWithKcidbIo() async throws {
+        let report = try Fixtures.matrix(root: root)
+        let data = try KcidbReport.render(report, artifactBaseURL: "https://ci.example.org/results/")
+        let version = try await Tools.validateKcidb(data)
+        XCTAssertEqual(version, "\(KcidbReport.schemaVersion.major).\(KcidbReport.schemaVersion.minor)")
+
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let checkouts = try XCTUnwrap(json["checkouts"] as? [[String: Any]])
+        let builds = try XCTUnwrap(json["builds"] as? [[String: Any]])
+        let tests = try XCTUnwrap(json["tests"] as? [[String: Any]])
+        let issues = try XCTUnwrap(json["issues"] as? [[String: Any]])
+        let incidents = try XCTUnwrap(json["incidents"] as? [[String: Any]])
+        // debian package; 6.12 + series; 6.12 without a series (the build-failed cell has no build record).
+        XCTAssertEqual(checkouts.count, 3)
+        let patched = try XCTUnwrap(checkouts.first { $0["patchset_hash"] as? String == Fixtures.patchsetHash })
+        XCTAssertEqual(patched["git_commit_hash"] as? String, Fixtures.baseCommit)
+        XCTAssertEqual(builds.first { $0["status"] as? String == "FAIL" }?["log_excerpt"] as? String,
+                       "drivers/iommu/foo.c:12:3: error: expected ';'")
+        // 4 runs that booted (the build failure ran nothing) + 4 scenarios.
+        XCTAssertEqual(tests.count, 8)
+        XCTAssertEqual(Set(tests.compactMap { $0["status"] as? String }), ["PASS", "FAIL", "ERROR"])
+        XCTAssertTrue(tests.allSatisfy { ($0["id"] as? String)?.hasPrefix("kharness:") ?? false })
+        let failed = try XCTUnwrap(tests.first { $0["id"] as? String == "kharness:run-sva-fail" })
+        XCTAssertEqual(failed["log_url"] as? String, "https://ci.example.org/results/run-sva-fail/console.log")
+        XCTAssertEqual((failed["output_files"] as? [[String: Any]])?.count, 3)
+        XCTAssertEqual(failed["path"] as? String, "sva")
+        XCTAssertTrue((failed["log_excerpt"] as? String)?.hasPrefix("BUG: KASAN: slab-use-after-free") ?? false)
+        XCTAssertEqual(issues.count, 3)
+        XCTAssertEqual(Set(issues.compactMap { $0["id"] as? String }),
+                       ["kharness:0123456789abcdef", "kharness:fedcba9876543210", "kharness:\(report.issues[2].signature)"])
+        // Every incident links an issue that exists to a test that exists.
+        let testIDs = Set(tests.compactMap { $0["id"] as? String }), issueIDs = Set(issues.compactMap { $0["id"] as? String })
+        XCTAssertEqual(incidents.count, 3)
+        for incident in incidents {
+            XCTAssertTrue(testIDs.contains(incident["test_id"] as? String ?? ""))
+            XCTAssertTrue(issueIDs.contains(incident["issue_id"] as? String ?? ""))
+        }
+        // Rendering again gives the same IDs (resubmission updates, not duplicates).
+        XCTAssertEqual(try KcidbReport.render(report, artifactBaseURL: "https://ci.example.org/results/"), data)
+    }
+
+    func testKcidbEdgeCasesStayValid() async throws {
+        // No runs at all.
+        let empty = MatrixReport(id: "empty", cells: [])
+        _ = try await Tools.validateKcidb(try KcidbReport.render(empty))
+
+        // Odd workloads, a non-commit base, a huge excerpt with NULs, a timestamp that is not one,
+        // a scenario name KCIDB paths cannot hold, MISS and SKIP.
+        var build = Fixtures.build(patches: [])
+        build["baseCommit"] = "not-a-commit"
+        build["tree"] = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git"
+        var huge = Fixtures.kasan()
+        huge["text"] = String(repeating: "x\u{0}é", count: 20000)
+        let cells = [
+            ReportCell(result: Fixtures.result(id: "r1", status: "MISS", workload: "/home/me/my workload.sh",
+                                               build: build, reports: [huge],
+                                               scenarios: [Fixtures.scenario("weird name/ü.x", "SKIP", "no SVA")],
+                                               startedAt: "yesterday")),
+            ReportCell(result: Fixtures.result(id: "r 2 \u{0}", status: "SKIP", build: nil)),
+        ]
+        var report = MatrixReport(id: "edge", cells: cells)
+        Comparison.annotate(&report)
+        let data = try KcidbReport.render(report)
+        _ = try await Tools.validateKcidb(data)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let tests = try XCTUnwrap(json["tests"] as? [[String: Any]])
+        XCTAssertEqual(tests.first?["path"] as? String, "my_workload_sh")
+        XCTAssertEqual(tests.dropFirst().first?["path"] as? String, "my_workload_sh.weird_name___x")
+        XCTAssertNil(tests.first?["start_time"])
+        XCTAssertLessThanOrEqual((tests.first?["log_excerpt"] as? String)?.unicodeScalars.count ?? 0, 16384)
+        let checkout = try XCTUnwrap((json["checkouts"] as? [[String: Any]])?.first)
+        XCTAssertNil(checkout["git_commit_hash"])
+        XCTAssertEqual(checkout["git_repository_url"] as? String, "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git")
+    }
+
+    func testKcidbValidatorRejectsWhatItShould() async throws {
+        // The check can fail: an invalid status must not pass kcidb-io.
+        let report = try Fixtures.matrix(root: root)
+        let data = try KcidbReport.render(report)
+        let text = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\"BUILD_FAIL\"", with: "\"FAIL\"")
+            .replacingOccurrences(of: "\"status\" : \"ERROR\"", with: "\"status\" : \"BROKEN\"")
+        XCTAssertNotEqual(text, String(decoding: data, as: UTF8.self))
+        let python = try Tools.require(Tools.kcidbPython)
+        let path = root + "/bad.json"
+        try Files.writeAtomically(text, to: path)
+        let result = try await Command.run(python, ["-c", "import json,sys,kcidb_io; kcidb_io.schema.LATEST.validate_exactly(json.load(open(sys.argv[1])))", path])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("BROKEN"), result.stderr)
+    }
+
+    func testEmailIsAKernelMail() throws {
+        let report = try Fixtures.matrix(root: root)
+        let mail = EmailReport.render(report)
+        let messages = mail.components(separatedBy: "From kharness Mon Sep 17 00:00:00 2001\n").filter { !$0.isEmpty }
+        XCTAssertEqual(messages.count, 3, "one mail per new issue")
+        let first = messages[0]
+        XCTAssertTrue(first.hasPrefix("Subject: [kharness] KASAN: slab-use-after-free Read in mm_pasid_drop\n"))
+        let body = first.components(separatedBy: "\n\n").dropFirst().joined(separator: "\n\n")
+        for field in ["what:", "kernel:", "base:", "patch 1/1:", "config:", "first seen:", "machine:", "To reproduce:", "The report:"] {
+            XCTAssertTrue(body.contains(field), "no \(field)")
+        }
+        XCTAssertTrue(body.contains("2026-11-25T01:01:00Z in run run-sva-fail"))
+        XCTAssertTrue(body.contains("  kharness run --kernel git:/src/linux@v6.12 \\\n      --series '/tmp/pasid fix.mbox' --config smmuv3,trace,modules \\\n"), body)
+        XCTAssertTrue(body.contains("\nBUG: KASAN: slab-use-after-free in mm_pasid_drop+0x2c/0x60\n"))
+        // Everything but the report itself fits 72 columns.
+        let report0 = body.components(separatedBy: "The report:\n\n")
+        for line in report0[0].split(separator: "\n") {
+            XCTAssertLessThanOrEqual(line.count, 72, "too long: \(line)")
+        }
+        XCTAssertTrue(report0[1].contains("\n-- \n"))
+
+        // The hostile issue's mail has no escape sequences or bidi overrides and one-line subject.
+        let hostile = messages[1]
+        XCTAssertFalse(hostile.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0 || $0.value == 0x202e })
+        let subject = try XCTUnwrap(hostile.split(separator: "\n").first)
+        XCTAssertTrue(subject.hasPrefix("Subject: [kharness] WARNING in </script>"))
+
+        // Nothing new: no mail.
+        var seen = report
+        Comparison.annotate(&seen, firstSeen: { _ in .init(runID: "older", time: "2026-01-01T00:00:00Z", kernel: "v6.11") })
+        XCTAssertEqual(EmailReport.render(seen), "")
+    }
+
+    func testWrapKeepsWordsAndCutsOnlyOverlongOnes() {
+        XCTAssertEqual(EmailReport.wrapLines("aaa bbb ccc", width: 7), ["aaa bbb", "ccc"])
+        XCTAssertEqual(EmailReport.wrapLines(String(repeating: "h", count: 10), width: 4), ["hhhh", "hhhh", "hh"])
+        XCTAssertEqual(EmailReport.wrapLines("", width: 4), [""])
+    }
+
+    func testTableHasEveryRunAndNoEscapes() throws {
+        var report = try Fixtures.matrix(root: root)
+        let table = TableReport.render(report)
+        let lines = table.split(separator: "\n")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("KERNEL") && $0.contains("STATUS") && !$0.contains("CHANGE") })
+        XCTAssertEqual(lines.filter { $0.contains("git:/src/linux@v6.12") || $0.contains("debian:6.1") }.count, 5)
+        XCTAssertTrue(table.contains("5 runs: 2 PASS, 1 FAIL, 1 ERROR, 1 BUILD_FAIL"))
+        XCTAssertFalse(table.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0 })
+        XCTAssertTrue(lines.allSatisfy { $0.count <= 160 })
+        Comparison.annotate(&report, baseline: MatrixReport(id: "base", cells: [report.cells[1]]))
+        let compared = TableReport.render(report)
+        XCTAssertTrue(compared.contains("CHANGE"))
+        XCTAssertTrue(compared.contains("still failing") || compared.contains("flaky"))
+    }
+
+    func testTimelineReadsUntrustedTraceBounded() throws {
+        let timeline = TraceTimeline.parse(Data(Fixtures.traceEvents.utf8))
+        XCTAssertEqual(timeline.events.count, 10)
+        XCTAssertEqual(timeline.skippedLines, 3, "text, an unknown event and a string timestamp")
+        XCTAssertEqual(timeline.events.filter { $0.kind == .pasidFree }.map(\.pasid), [1])
+        XCTAssertEqual(timeline.lanes(limit: 10).map(\.pid), [84, 85, 86])
+        XCTAssertEqual(timeline.lanes(limit: 10)[1].ended, true)
+
+        var many = ""
+        for index in 0..<(TraceTimeline.maxEvents + 50) {
+            many += "{\"ts\": \(Double(index) / 1000), \"pid\": \(index % 300), \"event\": \"bind\", \"pasid\": \(index)}\n"
+        }
+        many += String(repeating: "y", count: TraceTimeline.maxLineBytes + 10) + "\n"
+        let capped = TraceTimeline.parse(Data(many.utf8))
+        XCTAssertEqual(capped.events.count, TraceTimeline.maxEvents)
+        XCTAssertEqual(capped.droppedEvents, 50)
+        XCTAssertEqual(capped.skippedLines, 1)
+        let svg = TimelineSVG.render(capped)
+        XCTAssertEqual(svg.components(separatedBy: "class=\"lane\"").count - 1, TimelineSVG.maxLanes)
+        XCTAssertTrue(svg.contains("first \(TraceTimeline.maxEvents) events"))
+
+        // Only maxBytes of a huge file are read.
+        let path = root + "/huge.jsonl"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: nil))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        let line = Data("{\"ts\": 1.0, \"pid\": 1, \"event\": \"exit\"}\n".utf8)
+        let block = Data(repeating: 0, count: 0) + Array(repeating: line, count: 1 << 14).reduce(Data(), +)
+        while (try handle.offset()) <= UInt64(TraceTimeline.maxBytes) { try handle.write(contentsOf: block) }
+        try handle.close()
+        let read = try XCTUnwrap(TraceTimeline.read(path: path))
+        XCTAssertTrue(read.truncated)
+        XCTAssertEqual(read.events.count, TraceTimeline.maxEvents)
+        XCTAssertNil(TraceTimeline.read(path: root + "/absent.jsonl"))
+    }
+
+    func testRelativeLinks() {
+        XCTAssertEqual(HtmlReport.link("/r/results/run 1/console.log", from: "/r/reports"), "../results/run%201/console.log")
+        XCTAssertEqual(HtmlReport.link("/r/results/a#b/console.log", from: "/r/results"), "a%23b/console.log")
+        XCTAssertEqual(HtmlReport.link("/r/x/console.log", from: "/r/x/"), "console.log")
+    }
+}
+
+final class EscapeTests: XCTestCase {
+    func testMarkupAndPlainText() {
+        XCTAssertEqual(Escape.markup("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;")
+        XCTAssertEqual(Escape.markup("a\u{0}b\u{1b}c\rd\u{202e}e\u{fffe}\tf\ng"), "a\u{fffd}b\u{fffd}c\u{fffd}d\u{fffd}e\u{fffd}\tf\ng")
+        XCTAssertEqual(Escape.plain("\u{1b}[2J\u{9b}31m\u{2066}x\r\n"), "?[2J?31m?x?\n")
+        XCTAssertEqual(Escape.line("a\nb\tc"), "a b c")
+        XCTAssertEqual(Escape.truncate("abcdef", 4), "abc…")
+    }
+}
