@@ -27,7 +27,8 @@ public enum EmailReport {
         out += "Content-Type: text/plain; charset=utf-8\n\n"
 
         out += wrap("Hello,") + "\n\n"
-        var what = "kharness found a new kernel report, \"\(Escape.line(issue.title))\", "
+        let kind = ["verdict", "build"].contains(issue.category) ? "failure" : "kernel report"
+        var what = "kharness found a new \(kind), \"\(Escape.line(issue.title))\", "
         what += "in \(cells.count) of \(report.cells.count) runs of matrix run \(Escape.line(report.id))"
         if let baseline = report.baselineID { what += "; the baseline run \(Escape.line(baseline)) did not show it" }
         out += wrap(what + ".") + "\n\n"
@@ -47,17 +48,18 @@ public enum EmailReport {
         var config = cell.configFragments.isEmpty ? "the kernel's own" : "base + " + cell.configFragments.joined(separator: ", ")
         if let hash = result.build?.configHash { config += " (config \(hash.prefix(12)))" }
         facts.append(("config", config))
-        facts.append(("machine", "\(result.machine) (QEMU TCG, arm64, emulated SMMUv3)"))
+        facts.append(("machine", "\(result.machine) (arm64 guest, QEMU TCG)"))
         facts.append(("workload", result.workload + (cell.scenarios.isEmpty ? "" : ", scenarios " + cell.scenarios.joined(separator: ","))))
         if let seen = issue.firstSeen { facts.append(("first seen", "\(seen.time) in run \(seen.runID) (\(seen.kernel))")) }
-        let failing = cells.filter { Comparison.isFailure($0.status) }.count
+        let failing = cells.filter { Regressions.isFailure($0.status) }.count
         facts.append(("runs", "\(cells.count) showed it, \(failing) failed; run \(result.runID)"))
         out += factBlock(facts) + "\n"
 
         out += wrap("To reproduce:") + "\n\n"
         out += commandLines(cell.reproducerWords).joined(separator: "\n") + "\n\n"
         if let console = cell.artifact("console.log") {
-            out += wrap("The console log is \(console).") + "\n\n"
+            // A path is copied, not read: it stays whole on its own line.
+            out += wrap("The console log:") + "\n\n  " + Escape.line(console) + "\n\n"
         }
         out += wrap("The report:") + "\n\n"
         let lines = Escape.plain(issue.text).split(separator: "\n", omittingEmptySubsequences: false)

@@ -65,7 +65,7 @@ public enum HtmlReport {
                     var tip = "\(cell.status.rawValue) #\(cell.repeatIndex): \(Escape.line(cell.result.reason))"
                     if let change = cell.change { tip += " (\(change.rawValue))" }
                     html += "<div class=\"run-link\"><a class=\"run \(statusClass(cell.status.rawValue))\" href=\"#run-\(index)\" title=\"\(e(Escape.truncate(tip, 300)))\">\(cell.status.rawValue)"
-                    if report.cells.filter({ $0.experimentKey == cell.experimentKey && $0.kernelLabel == cell.kernelLabel }).count > 1 {
+                    if report.cells.filter({ $0.key == cell.key && $0.kernelLabel == cell.kernelLabel }).count > 1 {
                         html += " #\(cell.repeatIndex)"
                     }
                     html += "</a>"

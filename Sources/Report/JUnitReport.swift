@@ -56,7 +56,7 @@ public enum JUnitReport {
     }
 
     private static func counts(_ cases: [Testcase]) -> String {
-        let failures = cases.filter { Comparison.isFailure($0.status) }.count
+        let failures = cases.filter { Regressions.isFailure($0.status) }.count
         let errors = cases.filter { $0.status == .error }.count
         let skipped = cases.filter { $0.status == .skip || $0.status == .miss }.count
         return " tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\""

@@ -39,7 +39,17 @@ public enum KcidbReport {
             } else if result.status == .buildFail {
                 builds[buildID]?["status"] = "FAIL"
             }
-            guard result.status != .buildFail else { continue }
+            guard result.status != .buildFail else {
+                // Nothing ran: the build carries the failure and its incidents.
+                for issue in report.issues where issue.cells.contains(index) {
+                    incidents.append([
+                        "id": id(result.runID + ":" + issue.signature), "origin": origin,
+                        "issue_id": id(issue.signature), "issue_version": issueVersion,
+                        "build_id": buildID, "present": true,
+                    ])
+                }
+                continue
+            }
 
             let testID = id(result.runID)
             var test: [String: Any] = [
@@ -85,7 +95,7 @@ public enum KcidbReport {
             var object: [String: Any] = [
                 "id": id(issue.signature), "version": issueVersion, "origin": origin,
                 "report_subject": clean(issue.title),
-                "culprit": ["code": true, "tool": false, "harness": false],
+                "culprit": ["code": true, "tool": false, "harness": false],  // ERROR (harness) never makes an issue
                 "categories": ["runtime." + pathComponent(issue.category)],
             ]
             var misc: [String: Any] = ["signature": clean(issue.signature), "category": clean(issue.category)]

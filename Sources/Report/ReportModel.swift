@@ -1,6 +1,7 @@
 import Classify
 import Foundation
 import Harness
+import Store
 
 /// One matrix run as every report format sees it: the cells in the order the
 /// matrix ran them, and what changed against a baseline run when there is one.
@@ -77,15 +78,12 @@ public struct ReportCell: Sendable {
             : "\(result.machine) / \(result.workload) [\(scenarios.joined(separator: ","))]"
     }
 
-    /// What the cell is, apart from its kernel and repetition: runs with the
-    /// same comparison key are the same experiment.
-    var experimentKey: String {
-        [result.machine, result.workload, scenarios.joined(separator: ","), configFragments.joined(separator: ",")]
-            .joined(separator: "|")
+    /// The cell's identity across runs, as the store compares them: the
+    /// kernel's name (not its series), fragments, machine, workload, scenarios.
+    public var key: CellKey {
+        CellKey(kernel: kernelName ?? result.kernel, configFragments: configFragments, machine: result.machine,
+                workload: result.workload, scenarios: scenarios)
     }
-
-    /// The kernel as the user named it, without the series.
-    var kernelKey: String { kernelName ?? result.kernel }
 
     /// Kernel reports that decide the outcome (not suppressed).
     public var activeReports: [KernelReport] { result.reports.filter { !$0.suppressed } }
@@ -124,18 +122,21 @@ public struct ReportCell: Sendable {
     }
 }
 
-/// What a cell's outcome did against the baseline's runs of the same experiment.
+/// What a cell's key did against the baseline (from the store's comparison:
+/// see ``Regressions/change(_:)``).
 public enum CellChange: String, Sendable, CaseIterable {
-    /// Passed in the baseline, fails now.
+    /// An issue shows in every usable repeat now and in none of the baseline's.
     case newFailure = "new failure"
-    /// Failed in the baseline, passes now.
+    /// An issue of the baseline's is gone.
     case fixed
     case stillFailing = "still failing"
-    /// Passes in some repetitions and fails in others (here or in the baseline).
+    /// Repeats disagree, here or in the baseline.
     case flaky
+    /// Every repeat passed on both sides.
     case unchanged
-    /// The baseline has no run of this experiment.
-    case notInBaseline = "not in baseline"
+    /// Nothing can be said: the key is on one side only, or a side has no
+    /// verdict about the kernel (all ERROR, MISS or unfinished).
+    case incomplete
 }
 
 /// One kernel problem across the run: every cell whose console showed the same

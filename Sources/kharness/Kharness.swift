@@ -32,6 +32,7 @@ struct Kharness: AsyncParsableCommand {
             ClassifyCommand.self,
             MatrixCommand.self,
             CompareCommand.self,
+            ReportCommand.self,
         ]
     )
 }

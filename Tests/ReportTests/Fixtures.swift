@@ -31,6 +31,11 @@ enum Fixtures {
          "corrupted": false, "suppressed": false, "line": 120]
     }
 
+    static func kasanReport() -> KernelReport {
+        let data = try! JSONSerialization.data(withJSONObject: kasan())
+        return try! JSONDecoder().decode(KernelReport.self, from: data)
+    }
+
     static func result(
         id: String, kernel: String = "git:/src/linux@v6.12", status: String, reason: String = "",
         machine: String = "sva", workload: String = "sva", build: [String: Any]? = Fixtures.build(),
@@ -113,7 +118,7 @@ enum Fixtures {
                        runDirectory: nil, configFragments: ["smmuv3", "kasan"]),
         ]
         var report = MatrixReport(id: "matrix-20261125-0100", startedAt: "2026-11-25T01:00:00Z", cells: cells)
-        Comparison.annotate(&report)
+        Regressions.annotate(&report)
         return report
     }
 }

@@ -1,6 +1,7 @@
 import Classify
 import Foundation
 import FoundationXML
+import Store
 import Support
 import XCTest
 @testable import Report
@@ -82,14 +83,20 @@ final class RendererTests: XCTestCase {
         XCTAssertEqual((failed["output_files"] as? [[String: Any]])?.count, 3)
         XCTAssertEqual(failed["path"] as? String, "sva")
         XCTAssertTrue((failed["log_excerpt"] as? String)?.hasPrefix("BUG: KASAN: slab-use-after-free") ?? false)
-        XCTAssertEqual(issues.count, 3)
-        XCTAssertEqual(Set(issues.compactMap { $0["id"] as? String }),
-                       ["kharness:0123456789abcdef", "kharness:fedcba9876543210", "kharness:\(report.issues[2].signature)"])
-        // Every incident links an issue that exists to a test that exists.
+        XCTAssertEqual(issues.count, 4)
+        XCTAssertEqual(Set(issues.compactMap { $0["id"] as? String }), Set(report.issues.map { "kharness:" + $0.signature }))
+        XCTAssertTrue(issues.contains { $0["id"] as? String == "kharness:0123456789abcdef"
+            && $0["report_subject"] as? String == "KASAN: slab-use-after-free Read in mm_pasid_drop" })
+        // Every incident links an issue that exists to a test (or, for the build failure, a build) that exists.
         let testIDs = Set(tests.compactMap { $0["id"] as? String }), issueIDs = Set(issues.compactMap { $0["id"] as? String })
-        XCTAssertEqual(incidents.count, 3)
+        let buildIDs = Set(builds.compactMap { $0["id"] as? String })
+        XCTAssertEqual(incidents.count, 4)
         for incident in incidents {
-            XCTAssertTrue(testIDs.contains(incident["test_id"] as? String ?? ""))
+            if let test = incident["test_id"] as? String {
+                XCTAssertTrue(testIDs.contains(test))
+            } else {
+                XCTAssertTrue(buildIDs.contains(incident["build_id"] as? String ?? ""))
+            }
             XCTAssertTrue(issueIDs.contains(incident["issue_id"] as? String ?? ""))
         }
         // Rendering again gives the same IDs (resubmission updates, not duplicates).
@@ -116,7 +123,7 @@ final class RendererTests: XCTestCase {
             ReportCell(result: Fixtures.result(id: "r 2 \u{0}", status: "SKIP", build: nil)),
         ]
         var report = MatrixReport(id: "edge", cells: cells)
-        Comparison.annotate(&report)
+        Regressions.annotate(&report)
         let data = try KcidbReport.render(report)
         _ = try await Tools.validateKcidb(data)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -149,7 +156,7 @@ final class RendererTests: XCTestCase {
         let report = try Fixtures.matrix(root: root)
         let mail = EmailReport.render(report)
         let messages = mail.components(separatedBy: "From kharness Mon Sep 17 00:00:00 2001\n").filter { !$0.isEmpty }
-        XCTAssertEqual(messages.count, 3, "one mail per new issue")
+        XCTAssertEqual(messages.count, 4, "one mail per new issue")
         let first = messages[0]
         XCTAssertTrue(first.hasPrefix("Subject: [kharness] KASAN: slab-use-after-free Read in mm_pasid_drop\n"))
         let body = first.components(separatedBy: "\n\n").dropFirst().joined(separator: "\n\n")
@@ -159,9 +166,10 @@ final class RendererTests: XCTestCase {
         XCTAssertTrue(body.contains("2026-11-25T01:01:00Z in run run-sva-fail"))
         XCTAssertTrue(body.contains("  kharness run --kernel git:/src/linux@v6.12 \\\n      --series '/tmp/pasid fix.mbox' --config smmuv3,trace,modules \\\n"), body)
         XCTAssertTrue(body.contains("\nBUG: KASAN: slab-use-after-free in mm_pasid_drop+0x2c/0x60\n"))
-        // Everything but the report itself fits 72 columns.
         let report0 = body.components(separatedBy: "The report:\n\n")
-        for line in report0[0].split(separator: "\n") {
+        // Everything but the report itself and the console log's path (kept whole) fits 72 columns.
+        XCTAssertTrue(report0[0].contains("The console log:\n\n  \(root)/results/run-sva-fail/console.log\n"))
+        for line in report0[0].split(separator: "\n") where !line.hasPrefix("  /") {
             XCTAssertLessThanOrEqual(line.count, 72, "too long: \(line)")
         }
         XCTAssertTrue(report0[1].contains("\n-- \n"))
@@ -174,7 +182,7 @@ final class RendererTests: XCTestCase {
 
         // Nothing new: no mail.
         var seen = report
-        Comparison.annotate(&seen, firstSeen: { _ in .init(runID: "older", time: "2026-01-01T00:00:00Z", kernel: "v6.11") })
+        Regressions.annotate(&seen, firstSeen: { _ in .init(runID: "older", time: "2026-01-01T00:00:00Z", kernel: "v6.11") })
         XCTAssertEqual(EmailReport.render(seen), "")
     }
 
@@ -193,10 +201,15 @@ final class RendererTests: XCTestCase {
         XCTAssertTrue(table.contains("5 runs: 2 PASS, 1 FAIL, 1 ERROR, 1 BUILD_FAIL"))
         XCTAssertFalse(table.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0 })
         XCTAssertTrue(lines.allSatisfy { $0.count <= 160 })
-        Comparison.annotate(&report, baseline: MatrixReport(id: "base", cells: [report.cells[1]]))
-        let compared = TableReport.render(report)
-        XCTAssertTrue(compared.contains("CHANGE"))
-        XCTAssertTrue(compared.contains("still failing") || compared.contains("flaky"))
+        let side = SideCount(failing: 1, usable: 1, total: 1, statuses: ["FAIL"])
+        let entry = ComparisonEntry(key: report.cells[4].key, change: .new,
+                                    issue: FailureIssue(signature: "s", title: "t", category: "build"), run: side, baseline: side)
+        Regressions.annotate(&report, comparison: Comparison(runID: report.id, baselineID: "base", entries: [entry], passingKeys: 1))
+        let compared = TableReport.render(report).split(separator: "\n")
+        XCTAssertTrue(compared[0].hasSuffix("compared with base"))
+        XCTAssertTrue(compared.contains { $0.hasPrefix("KERNEL") && $0.contains("CHANGE") })
+        XCTAssertTrue(compared.contains { $0.contains("BUILD_FAIL  new failure  drivers/iommu/foo.c") }, compared.joined(separator: "\n"))
+        XCTAssertTrue(compared.contains { $0.contains("PASS        unchanged    booted") })
     }
 
     func testTimelineReadsUntrustedTraceBounded() throws {
