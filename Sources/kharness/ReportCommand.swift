@@ -31,11 +31,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Write here instead of standard output.")
     var out: String?
 
-    @Option(help: "The results directory (its kharness.db is the store).")
-    var results: String = "results"
-
-    @Option(help: "The store's database file (default <results>/kharness.db).")
-    var db: String?
+    @OptionGroup var store: StoreOptions
 
     @Option(help: "KCIDB: URL where the results directory is published, for log_url.")
     var artifactURL: String?
@@ -46,9 +42,10 @@ struct ReportCommand: AsyncParsableCommand {
                 throw HarnessError.badInput("--format \(format)",
                                             "unknown format (known: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            let path = db ?? Store.defaultPath(results: results)
+            // Reporting reads: it must not leave an empty database behind.
+            let path = store.db.map(Files.absolute) ?? Store.defaultPath(results: store.results)
             guard Files.exists(path) else { throw HarnessError.badInput(path, "no kharness store here (run a matrix first)") }
-            let store = try Store.open(path: path)
+            let store = try self.store.open()
             var report = try MatrixReport.load(from: store, runID: runID)
             let base = try baseline.map { try MatrixReport.load(from: store, runID: $0) }
             let comparison = try baseline.map { try store.compare(runID: runID, baselineID: $0) }

@@ -147,6 +147,41 @@ final class StoreReportTests: XCTestCase {
         XCTAssertEqual(none.stdout, "")
     }
 
+    /// A store written by `kharness matrix run` itself (Debian's 6.1 booted
+    /// on two machines), reported in every format.
+    func testReportOfAMatrixRun() async throws {
+        try Files.createDirectory(root)
+        try Files.writeAtomically("""
+            name: report-smoke
+            kernels: [debian:6.1]
+            machines: [stock, nosmmu]
+            workloads: [boot]
+            parallel: 1
+            """, to: root + "/matrix.yaml")
+        let matrix = try await Command.run(try kharness(), ["matrix", "run", root + "/matrix.yaml", "--id", "m-smoke",
+                                                            "--results", root + "/results"])
+        XCTAssertEqual(matrix.status, 0, matrix.stderr)
+        for format in ReportFormat.allCases {
+            let out = "\(root)/out/report.\(format.rawValue)"
+            let result = try await report(["m-smoke", "--format", format.rawValue, "--out", out])
+            XCTAssertEqual(result.status, 0, "\(format): \(result.stderr)")
+            XCTAssertTrue(Files.exists(out) || format == .email)
+        }
+        let table = try String(contentsOfFile: root + "/out/report.table", encoding: .utf8)
+        XCTAssertTrue(table.contains("2 runs: 1 PASS, 1 SKIP"), table)
+        XCTAssertEqual(try String(contentsOfFile: root + "/out/report.email", encoding: .utf8), "", "no regression, no mail")
+        let kcidb = try Data(contentsOf: URL(fileURLWithPath: root + "/out/report.kcidb"))
+        _ = try await Tools.validateKcidb(kcidb)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: kcidb) as? [String: Any])
+        XCTAssertEqual((json["tests"] as? [[String: Any]])?.compactMap { $0["status"] as? String }, ["PASS", "PASS", "SKIP", "SKIP"], "each run and its one scenario")
+        XCTAssertEqual((json["builds"] as? [[String: Any]])?.count, 1)
+        let lint = try await Command.run("xmllint", ["--noout", root + "/out/report.junit"])
+        XCTAssertEqual(lint.status, 0, lint.stderr)
+        let (dom, log) = try await Tools.renderInChromium(root + "/out/report.html")
+        XCTAssertTrue(dom.contains("data-report-ready=\"ok\""), log)
+        XCTAssertTrue(dom.contains("<th>stock / boot</th>") && dom.contains("<th>nosmmu / boot</th>"))
+    }
+
     func testCellsWithoutOutcomeOrRunDirectoryStillReport() throws {
         var cell = CellRecord(runID: "m", ordinal: 0, kernelName: "mine", kernel: "git:/src/linux@v6.12", series: "/s.mbox",
                               configFragments: ["smmuv3"], machine: "sva", machineProfile: "sva", workload: "sva",
