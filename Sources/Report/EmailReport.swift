@@ -23,7 +23,7 @@ public enum EmailReport {
         let cell = cells[0]
         let result = cell.result
         var out = "From kharness Mon Sep 17 00:00:00 2001\n"
-        out += "Subject: \(Escape.truncate("[kharness] " + Escape.line(issue.title), 200))\n"
+        out += "Subject: \(encodedHeader(Escape.truncate("[kharness] " + Escape.line(issue.title), 200)))\n"
         out += "Content-Type: text/plain; charset=utf-8\n\n"
 
         out += wrap("Hello,") + "\n\n"
@@ -63,10 +63,22 @@ public enum EmailReport {
         }
         out += wrap("The report:") + "\n\n"
         let lines = Escape.plain(issue.text).split(separator: "\n", omittingEmptySubsequences: false)
-        for line in lines.prefix(excerptLines) { out += String(line) + "\n" }
+        for line in lines.prefix(excerptLines) { out += mboxSafe(String(line)) + "\n" }
         if lines.count > excerptLines { out += "[... \(lines.count - excerptLines) more lines in the console log]\n" }
         out += "\n-- \n" + wrap("kharness, the arm64 IOMMU regression harness. Reply to this mail to discuss the report.") + "\n"
         return out
+    }
+
+    /// In an mbox a line starting with "From " starts a new message: the
+    /// guest's text must not be able to forge one.
+    static func mboxSafe(_ line: String) -> String {
+        line.hasPrefix("From ") || line.hasPrefix(">From ") ? ">" + line : line
+    }
+
+    /// A header value in RFC 2047 form when it is not plain ASCII.
+    static func encodedHeader(_ value: String) -> String {
+        guard !value.allSatisfy(\.isASCII) else { return value }
+        return "=?UTF-8?B?" + Data(value.utf8).base64EncodedString() + "?="
     }
 
     /// A command wrapped with backslash continuations, words never split, so

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import Store
 import Support
 
 /// A static, self-contained HTML page: the matrix grid coloured by outcome,
@@ -17,6 +18,8 @@ public enum HtmlReport {
         let e = Escape.markup
         var rows: [String] = [], columns: [String] = []
         var grid: [String: [String: [Int]]] = [:]
+        var repeats: [CellKeyAndKernel: Int] = [:]
+        for cell in report.cells { repeats[CellKeyAndKernel(cell), default: 0] += 1 }
         for (index, cell) in report.cells.enumerated() {
             let row = "\(cell.kernelLabel)\u{0}\(cell.configLabel)"
             if !rows.contains(row) { rows.append(row) }
@@ -65,15 +68,15 @@ public enum HtmlReport {
                     var tip = "\(cell.status.rawValue) #\(cell.repeatIndex): \(Escape.line(cell.result.reason))"
                     if let change = cell.change { tip += " (\(change.rawValue))" }
                     html += "<div class=\"run-link\"><a class=\"run \(statusClass(cell.status.rawValue))\" href=\"#run-\(index)\" title=\"\(e(Escape.truncate(tip, 300)))\">\(cell.status.rawValue)"
-                    if report.cells.filter({ $0.key == cell.key && $0.kernelLabel == cell.kernelLabel }).count > 1 {
+                    if repeats[CellKeyAndKernel(cell), default: 0] > 1 {
                         html += " #\(cell.repeatIndex)"
                     }
                     html += "</a>"
                     if let change = cell.change, change != .unchanged {
                         html += " <span class=\"change \(changeClass(change))\">\(e(change.rawValue))</span>"
                     }
-                    if let console = link(cell.artifact("console.log"), from: outputDirectory) {
-                        html += " <a class=\"console\" href=\"\(e(console))\">console</a>"
+                    if let (name, path) = primaryLog(cell), let href = link(path, from: outputDirectory) {
+                        html += " <a class=\"console\" href=\"\(e(href))\">\(name)</a>"
                     }
                     html += "</div>"
                 }
@@ -118,7 +121,7 @@ public enum HtmlReport {
         facts.append(("reproduce", cell.reproducer))
         for (name, value) in facts { html += "<dt>\(e(name))</dt><dd>\(e(value))</dd>\n" }
         html += "</dl>\n<p class=\"files\">"
-        for name in ["console.log", "result.json", "trace-events.jsonl", "trace.log"] {
+        for name in ["console.log", "result.json", "trace-events.jsonl", "trace.log", "build.log", "qemu.log"] {
             if let path = cell.artifact(name), Files.exists(path) || name == "console.log",
                let href = link(path, from: outputDirectory) {
                 html += "<a href=\"\(e(href))\">\(e(name))</a> "
@@ -143,6 +146,25 @@ public enum HtmlReport {
         }
         html += "</section>\n"
         return html
+    }
+
+    /// Repeats of one experiment on one kernel are numbered in the grid.
+    private struct CellKeyAndKernel: Hashable {
+        var key: CellKey
+        var kernel: String
+        init(_ cell: ReportCell) {
+            key = cell.key
+            kernel = cell.kernelLabel
+        }
+    }
+
+    /// What a grid cell links to: the console, or the build log of a kernel
+    /// that did not build (it has no console).
+    private static func primaryLog(_ cell: ReportCell) -> (String, String)? {
+        if cell.status == .buildFail, let build = cell.artifact("build.log"), Files.exists(build) {
+            return ("build log", build)
+        }
+        return cell.artifact("console.log").map { ("console", $0) }
     }
 
     private static func statusClass(_ status: String) -> String { "st-" + status.lowercased().replacingOccurrences(of: "_", with: "-") }

@@ -89,6 +89,12 @@ enum Fixtures {
             if let trace { try trace.write(toFile: "\(path)/trace-events.jsonl", atomically: true, encoding: .utf8) }
             return path
         }
+        func buildFailed() throws -> String {
+            let path = "\(root)/results/run-nosmmu-buildfail"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try "drivers/iommu/foo.c:12:3: error: expected ';'\n".write(toFile: "\(path)/build.log", atomically: true, encoding: .utf8)
+            return path
+        }
         let violation: [String: Any] = ["title": "PASID 1 freed while still bound to pid 85",
                                         "evidence": ["sva_accel_bind: pasid=1 mm=ffff0000c0a1b000 pid=85 ret=0", "free_global_pasid: pasid=1"]]
         var hostileReport = kasan(title: "WARNING in " + hostile, signature: "fedcba9876543210")
@@ -115,7 +121,7 @@ enum Fixtures {
             ReportCell(result: result(id: "run-nosmmu-buildfail", status: "BUILD_FAIL",
                                       reason: "drivers/iommu/foo.c:12:3: error: expected ';'", machine: "nosmmu",
                                       workload: "boot", build: nil),
-                       runDirectory: nil, configFragments: ["smmuv3", "kasan"]),
+                       runDirectory: try buildFailed(), configFragments: ["smmuv3", "kasan"]),
         ]
         var report = MatrixReport(id: "matrix-20261125-0100", startedAt: "2026-11-25T01:00:00Z", cells: cells)
         Regressions.annotate(&report)

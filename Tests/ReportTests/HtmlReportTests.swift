@@ -49,6 +49,7 @@ final class HtmlReportTests: XCTestCase {
         XCTAssertTrue(dom.contains("class=\"run st-build-fail\""))
         XCTAssertTrue(dom.contains("href=\"../results/run-sva-fail/console.log\""))
         XCTAssertTrue(dom.contains("href=\"../results/run-sva-fail/trace-events.jsonl\""))
+        XCTAssertTrue(dom.contains("href=\"../results/run-nosmmu-buildfail/build.log\">build log</a>"), "a kernel that did not build links its build log")
         // The timeline shows the PASID freed while bound: a free mark and a binding bar.
         XCTAssertTrue(dom.contains("class=\"free\""))
         XCTAssertTrue(dom.contains("class=\"bound\""))

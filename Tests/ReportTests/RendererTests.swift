@@ -186,6 +186,20 @@ final class RendererTests: XCTestCase {
         XCTAssertEqual(EmailReport.render(seen), "")
     }
 
+    func testGuestTextCannotForgeAMessageOrBreakTheSubject() throws {
+        var report = try Fixtures.matrix(root: root)
+        report.cells[1].result.reports[0].text = "BUG: something\nFrom evil@example.org Mon Sep 17 00:00:00 2001\nSubject: pwned"
+        report.cells[1].result.reports[0].title = "WARNING in café_driver"
+        Regressions.annotate(&report)
+        let mail = EmailReport.render(report)
+        XCTAssertEqual(mail.components(separatedBy: "\nFrom ").count, 4, "one separator per message, none from the guest")
+        XCTAssertTrue(mail.contains("\n>From evil@example.org"))
+        XCTAssertTrue(mail.hasPrefix("From kharness Mon Sep 17 00:00:00 2001\nSubject: =?UTF-8?B?"))
+        let encoded = try XCTUnwrap(mail.split(separator: "\n")[1].split(separator: "?")[safe: 3])
+        XCTAssertEqual(String(decoding: try XCTUnwrap(Data(base64Encoded: String(encoded))), as: UTF8.self),
+                       "[kharness] WARNING in café_driver")
+    }
+
     func testWrapKeepsWordsAndCutsOnlyOverlongOnes() {
         XCTAssertEqual(EmailReport.wrapLines("aaa bbb ccc", width: 7), ["aaa bbb", "ccc"])
         XCTAssertEqual(EmailReport.wrapLines(String(repeating: "h", count: 10), width: 4), ["hhhh", "hhhh", "hh"])
@@ -263,4 +277,8 @@ final class EscapeTests: XCTestCase {
         XCTAssertEqual(Escape.line("a\nb\tc"), "a b c")
         XCTAssertEqual(Escape.truncate("abcdef", 4), "abc…")
     }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }
