@@ -254,5 +254,7 @@ public enum HtmlReport {
     svg line.fork { stroke: #1565c0; stroke-width: 1; } svg circle.fork { fill: #1565c0; }
     svg .exit { fill: #000; } svg .bind { fill: #2e7d32; } svg .unbind { fill: #fff; stroke: #2e7d32; stroke-width: 1.5; }
     svg .bound { fill: #2e7d32; opacity: 0.25; } svg .alloc { fill: #1e88e5; } svg .free { fill: #c62828; }
+    svg .exec { fill: #fff; stroke: #1565c0; stroke-width: 1.5; } svg .refused { stroke: #c62828; stroke-width: 2; }
+    svg .drop { fill: #ef6c00; }
     """
 }

@@ -70,6 +70,12 @@ enum TimelineSVG {
             case .unbind:
                 closeBar(key, at: event.time)
                 marks += "<path class=\"unbind\" d=\"M\(f(ex)) \(f(ly - 6))L\(f(ex + 5)) \(f(ly))L\(f(ex)) \(f(ly + 6))L\(f(ex - 5)) \(f(ly))Z\">\(title)</path>\n"
+            case .exec:
+                marks += "<circle class=\"exec\" cx=\"\(f(ex))\" cy=\"\(f(ly))\" r=\"3.5\">\(title)</circle>\n"
+            case .bindRefused:
+                marks += "<path class=\"refused\" d=\"M\(f(ex - 4)) \(f(ly - 4))L\(f(ex + 4)) \(f(ly + 4))M\(f(ex - 4)) \(f(ly + 4))L\(f(ex + 4)) \(f(ly - 4))\">\(title)</path>\n"
+            case .mmPasidDrop:
+                marks += "<rect class=\"drop\" x=\"\(f(ex - 1.5))\" y=\"\(f(ly - 7))\" width=\"3\" height=\"14\">\(title)</rect>\n"
             case .pasidAlloc:
                 marks += "<path class=\"alloc\" d=\"M\(f(ex - 5)) \(f(ly + 7))L\(f(ex + 5)) \(f(ly + 7))L\(f(ex)) \(f(ly - 2))Z\">\(title)</path>\n"
             case .pasidFree:
@@ -81,8 +87,8 @@ enum TimelineSVG {
         var note: [String] = []
         if timeline.events.count > 0, lanes.count == maxLanes { note.append("first \(maxLanes) processes") }
         if timeline.droppedEvents > 0 || timeline.truncated { note.append("first \(timeline.events.count) events") }
-        if timeline.skippedLines > 0 { note.append("\(timeline.skippedLines) lines skipped") }
-        let legend = "legend: ● fork  ■ exit  ◆ bind (bar: bound)  ◇ unbind  ▲ PASID alloc  ▼ PASID free"
+        if timeline.skippedLines > 0 { note.append("\(timeline.skippedLines) malformed lines skipped") }
+        let legend = "● fork  ○ exec  ■ exit  ◆ bind (bar: bound)  ◇ unbind  ✕ bind refused  ▲ PASID alloc  ▼ PASID free  | mm_pasid_drop"
             + (note.isEmpty ? "" : "  (\(note.joined(separator: ", ")))")
         svg += "<text x=\"4\" y=\"\(f(height - 6))\" class=\"axis\">\(Escape.markup(legend))</text>\n"
         svg += "</svg>"

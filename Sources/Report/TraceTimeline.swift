@@ -9,10 +9,14 @@ import Foundation
 /// parse are skipped, unknown events are ignored, and at most ``maxEvents``
 /// are kept.
 public struct TraceTimeline: Sendable, Equatable {
+    /// The events drawn; the file has others (`job`, `mm_drop`, ...), which are counted and left out.
     public enum Kind: String, Sendable, CaseIterable {
-        case fork, exit, bind, unbind
+        case fork, exit, exec, bind, unbind
+        case bindRefused = "bind_refused"
         case pasidAlloc = "pasid_alloc"
         case pasidFree = "pasid_free"
+        /// The kernel dropping an address space's PASID (`mm_pasid_drop`): where the 2022 bug freed it early.
+        case mmPasidDrop = "mm_pasid_drop"
     }
 
     public struct Event: Sendable, Equatable {
@@ -26,8 +30,10 @@ public struct TraceTimeline: Sendable, Equatable {
     }
 
     public var events: [Event] = []
-    /// Lines that were not a trace event (malformed, oversized, unknown event).
+    /// Lines that were not a trace event (malformed, oversized).
     public var skippedLines = 0
+    /// Well-formed events of kinds the timeline does not draw.
+    public var otherEvents = 0
     /// Events past ``maxEvents`` or past ``maxBytes``, not kept.
     public var droppedEvents = 0
     /// The file was longer than ``maxBytes``.
@@ -55,10 +61,13 @@ public struct TraceTimeline: Sendable, Equatable {
         var timeline = TraceTimeline()
         let decoder = JSONDecoder()
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
-            guard line.count <= maxLineBytes, let line = try? decoder.decode(Line.self, from: Data(line)),
-                  let kind = Kind(rawValue: line.event), line.ts.isFinite
+            guard line.count <= maxLineBytes, let line = try? decoder.decode(Line.self, from: Data(line)), line.ts.isFinite
             else {
                 timeline.skippedLines += 1
+                continue
+            }
+            guard let kind = Kind(rawValue: line.event) else {
+                timeline.otherEvents += 1
                 continue
             }
             guard timeline.events.count < maxEvents else {

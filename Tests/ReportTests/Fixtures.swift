@@ -69,6 +69,8 @@ enum Fixtures {
     {"ts": 10.000350, "pid": 85, "event": "sched_switch"}
     {"ts": "x", "pid": 85, "event": "bind"}
     {"ts": 10.000400, "pid": 85, "comm": "nginx", "event": "exit"}
+    {"ts": 10.000450, "pid": 85, "comm": "nginx", "event": "mm_pasid_drop", "pasid": 1, "mm": "ffff0000c0a1b000"}
+    {"ts": 10.000460, "pid": 85, "comm": "nginx", "event": "mm_drop", "mm": "ffff0000c0a1b000"}
     {"ts": 10.000500, "pid": 85, "comm": "nginx", "event": "pasid_free", "pasid": 1}
     {"ts": 10.000600, "pid": 84, "comm": "kharness-sva", "event": "fork", "child": 86}
     {"ts": 10.000700, "pid": 86, "comm": \(String(decoding: try! JSONEncoder().encode(hostile), as: UTF8.self)), "event": "pasid_alloc", "pasid": 1}

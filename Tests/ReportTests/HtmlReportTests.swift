@@ -53,6 +53,7 @@ final class HtmlReportTests: XCTestCase {
         // The timeline shows the PASID freed while bound: a free mark and a binding bar.
         XCTAssertTrue(dom.contains("class=\"free\""))
         XCTAssertTrue(dom.contains("class=\"bound\""))
+        XCTAssertTrue(dom.contains("class=\"drop\""), "mm_pasid_drop is drawn")
         XCTAssertTrue(dom.contains("pasid_free t=10.0005 pid=85 comm=nginx pasid=1"))
     }
 

@@ -228,8 +228,9 @@ final class RendererTests: XCTestCase {
 
     func testTimelineReadsUntrustedTraceBounded() throws {
         let timeline = TraceTimeline.parse(Data(Fixtures.traceEvents.utf8))
-        XCTAssertEqual(timeline.events.count, 10)
-        XCTAssertEqual(timeline.skippedLines, 3, "text, an unknown event and a string timestamp")
+        XCTAssertEqual(timeline.events.count, 11)
+        XCTAssertEqual(timeline.skippedLines, 2, "text and a string timestamp")
+        XCTAssertEqual(timeline.otherEvents, 2, "sched_switch and mm_drop are not drawn")
         XCTAssertEqual(timeline.events.filter { $0.kind == .pasidFree }.map(\.pasid), [1])
         XCTAssertEqual(timeline.lanes(limit: 10).map(\.pid), [84, 85, 86])
         XCTAssertEqual(timeline.lanes(limit: 10)[1].ended, true)
@@ -243,6 +244,7 @@ final class RendererTests: XCTestCase {
         XCTAssertEqual(capped.events.count, TraceTimeline.maxEvents)
         XCTAssertEqual(capped.droppedEvents, 50)
         XCTAssertEqual(capped.skippedLines, 1)
+        XCTAssertEqual(capped.otherEvents, 0)
         let svg = TimelineSVG.render(capped)
         XCTAssertEqual(svg.components(separatedBy: "class=\"lane\"").count - 1, TimelineSVG.maxLanes)
         XCTAssertTrue(svg.contains("first \(TraceTimeline.maxEvents) events"))
