@@ -32,6 +32,8 @@ public enum RunEnd: Sendable, Equatable {
     case bootFailed(String)
     /// The guest printed more than the harness keeps, and was stopped.
     case consoleFlood(limitBytes: Int)
+    /// The guest wrote more to its trace port than the harness keeps, and was stopped.
+    case traceFlood(limitBytes: Int)
 }
 
 /// The verdict with its reason and the console lines that support it.
@@ -59,7 +61,8 @@ public struct Outcome: Codable, Sendable, Equatable {
 ///    harness watched → FAIL "boot failure: no kernel output".
 /// 6. `.bootFailed` → FAIL "boot failure: <reason>".
 /// 7. `.timeout` → FAIL "timeout in <phase>; last console line: <line>";
-///    `.consoleFlood` → FAIL "console flood: ...; last console line: <line>".
+///    `.consoleFlood` → FAIL "console flood: ...; last console line: <line>";
+///    `.traceFlood` → FAIL "trace flood: ...".
 /// 8. `.guestFinished` without the done marker → FAIL "guest stopped before @@kharness done".
 /// 9. Every scenario SKIP → SKIP with their reasons.
 /// 10. A scenario began and gave no result → FAIL "<scenario>: began but gave no result".
@@ -121,6 +124,10 @@ private func decide(analysis: ConsoleAnalysis, end: RunEnd?, workload: String) -
         return Outcome(
             status: .fail,
             reason: "console flood: the guest printed more than \(limit >> 20) MiB; last console line: \(lastLine)",
+            evidence: Array(analysis.lastLines.suffix(10)))
+    case .traceFlood(let limit)?:
+        return Outcome(
+            status: .fail, reason: "trace flood: the guest wrote more than \(limit >> 20) MiB to its trace port",
             evidence: Array(analysis.lastLines.suffix(10)))
     case .guestFinished? where !analysis.sawDone:
         return Outcome(

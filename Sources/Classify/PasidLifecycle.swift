@@ -1,16 +1,20 @@
-/// Checks PASID lifetimes against device bindings, from the ftrace events the
-/// sva workload records (the driver's `sva_accel_bind`/`sva_accel_unbind`
-/// tracepoints and kprobes on the kernel's PASID free functions).
+/// Checks PASID lifetimes against device bindings and process lifetimes,
+/// from the sva workload's trace (the driver's `sva_accel` events, kprobes on
+/// the kernel's PASID and mm functions, the scheduler's fork/exit) and from
+/// the workload's own canary reports.
 ///
 /// The 2022 PASID use-after-free freed a process's PASID when its address
 /// space went away while a driver still had it programmed; a second process
 /// then got the same PASID. Memory sanitizers cannot see it: it is a
-/// use-after-free of an ID. These are its two observable shapes:
+/// use-after-free of an ID. Each of its observable shapes, and of the
+/// opposite mistake (an ID never given back), is a violation with a title of
+/// its own:
 /// - a PASID freed while a binding still uses it;
-/// - a PASID bound by a second address space while the first still holds it.
-///
-/// Trace lines are read in the ftrace text format, with or without a printk
-/// prefix (`ftrace_dump_on_oops` dumps them through the console).
+/// - a PASID bound by a second address space while the first still holds it;
+/// - a bind refused because its PASID is still held by a binding whose
+///   process is dead;
+/// - a device write that landed in another process (a canary page changed);
+/// - a PASID never freed after every holder is gone (only from a whole trace).
 public struct PasidLifecycleOracle: Sendable {
     public struct Violation: Codable, Sendable, Equatable {
         /// e.g. "PASID 1 freed while still bound to pid 84".
@@ -20,56 +24,190 @@ public struct PasidLifecycleOracle: Sendable {
     }
 
     private struct Binding: Sendable {
-        var pid: String
+        var pid: Int
         var line: String
         var count: Int
     }
 
     /// Live bindings: PASID -> mm -> who bound it.
     private var live: [Int: [String: Binding]] = [:]
+    /// The PASID each address space holds (the kernel keeps it until the mm is dropped).
+    private var pasidOfMm: [String: Int] = [:]
+    /// PASIDs allocated and not yet freed, with the line that showed it.
+    private var allocated: [Int: String] = [:]
+    /// The mm a thread is binding right now (between bind_start and the driver's verdict).
+    private var binding: [Int: (mm: String, pasid: Int?)] = [:]
+    /// Address spaces whose last reference went while their PASID was still allocated.
+    private var dropped: [Int: (mm: String, pid: Int?, lines: [String])] = [:]
+    /// Threads that exited (and were not reused by a later fork).
+    private var exited: Set<Int> = []
+    private var children: [Int: [Int]] = [:]
+    /// Who bound each mm last, for titles.
+    private var binderOfMm: [String: Int] = [:]
+    /// Successful jobs that ran on a PASID while another process's address
+    /// space had it bound, by that process: where a write would land.
+    private var strayJobs: [Int: TraceEvent] = [:]
+    private var parent: [Int: Int] = [:]
     public private(set) var violations: [Violation] = []
     /// Events read, to tell "no trace" from "a clean trace".
     public private(set) var eventsSeen = 0
     private static let maxViolations = 32
+    private static let doneStatus = 0x2
 
     public init() {}
 
-    /// Feeds one console or trace line; lines that are not PASID events are ignored.
+    /// Feeds a trace line (either ftrace format); lines that are not events are ignored.
     public mutating func observe(_ line: String) {
-        guard line.contains("pasid=") else { return }
-        if line.contains(" sva_accel_bind: ") {
-            eventsSeen += 1
-            guard field("ret", in: line) == "0", let pasid = field("pasid", in: line).flatMap(Int.init),
-                  let mm = field("mm", in: line), let pid = field("pid", in: line) else { return }
-            if let holder = live[pasid]?.first(where: { $0.key != mm && $0.value.count > 0 }) {
-                record("PASID \(pasid) bound by pid \(pid) while still bound to pid \(holder.value.pid)",
-                       [holder.value.line, line])
+        if let event = TraceEvent.parse(line) { observe(event) }
+    }
+
+    public mutating func observe(_ event: TraceEvent) {
+        guard let kind = event.kind else { return }
+        eventsSeen += 1
+        switch kind {
+        case .fork:
+            if let child = event.child {
+                exited.remove(child)
+                parent[child] = event.pid
+                if children[event.pid, default: []].count < 4096 { children[event.pid, default: []].append(child) }
             }
-            live[pasid, default: [:]][mm, default: Binding(pid: pid, line: line, count: 0)].count += 1
-        } else if line.contains(" sva_accel_unbind: ") {
-            eventsSeen += 1
-            guard let pasid = field("pasid", in: line).flatMap(Int.init), let mm = field("mm", in: line),
-                  var binding = live[pasid]?[mm] else { return }
-            binding.count -= 1
-            live[pasid]?[mm] = binding.count > 0 ? binding : nil
-        } else if line.contains(" free_global_pasid: ") || line.contains(" ioasid_free: ") || line.contains(" ioasid_put: ") {
-            eventsSeen += 1
-            guard let pasid = field("pasid", in: line).flatMap(Int.init),
-                  let holder = live[pasid]?.values.first(where: { $0.count > 0 }) else { return }
-            record("PASID \(pasid) freed while still bound to pid \(holder.pid)", [holder.line, line])
+        case .exit:
+            exited.insert(event.pid)
+        case .bindStart:
+            if let mm = event.mm { binding[event.thread] = (mm, nil) }
+        case .pasidAlloc:
+            guard let pasid = event.pasid else { break }
+            // Allocated again: whatever was pending on it was freed unseen.
+            dropped[pasid] = nil
+            allocated[pasid] = event.line
+            if let mm = binding[event.thread]?.mm {
+                binding[event.thread]?.pasid = pasid
+                pasidOfMm[mm] = pasid
+            }
+        case .pasidAttach:
+            if let pasid = event.pasid, binding[event.thread] != nil { binding[event.thread]?.pasid = pasid }
+        case .bind:
+            bind(event)
+        case .bindRefused:
+            refused(event)
+        case .unbind:
+            binding[event.thread] = nil
+            guard let pasid = event.pasid, let mm = event.mm, var held = live[pasid]?[mm] else { return }
+            held.count -= 1
+            live[pasid]?[mm] = held.count > 0 ? held : nil
+        case .job:
+            guard event.ret == Self.doneStatus, let pasid = event.pasid, let mm = event.mm,
+                  let other = live[pasid]?.first(where: { $0.key != mm && $0.value.count > 0 })?.value else { break }
+            if strayJobs.count < 4096 || strayJobs[other.pid] != nil { strayJobs[other.pid] = event }
+        case .pasidFree:
+            guard let pasid = event.pasid else { break }
+            if let holder = live[pasid]?.values.first(where: { $0.count > 0 }) {
+                record("PASID \(pasid) freed while still bound to pid \(holder.pid)", [holder.line, event.line])
+            }
+            allocated[pasid] = nil
+            dropped[pasid] = nil
+            for (mm, held) in pasidOfMm where held == pasid { pasidOfMm[mm] = nil }
+        case .mmDrop, .mmPasidDrop:
+            guard let mm = event.mm else { break }
+            if let pasid = pasidOfMm[mm], allocated[pasid] != nil, dropped[pasid] == nil {
+                let lines = [allocated[pasid]!, event.line].filter { !$0.isEmpty }
+                dropped[pasid] = (mm, binderOfMm[mm], lines)
+            }
+            if kind == .mmDrop { pasidOfMm[mm] = nil }
+        case .exec, .pasidDetach, .mmExit:
+            break
         }
+    }
+
+    private mutating func bind(_ event: TraceEvent) {
+        binding[event.thread] = nil
+        guard let pasid = event.pasid, let mm = event.mm else { return }
+        if let holder = live[pasid]?.first(where: { $0.key != mm && $0.value.count > 0 }) {
+            record("PASID \(pasid) bound by pid \(event.pid) while still bound to pid \(holder.value.pid)",
+                   [holder.value.line, event.line])
+        }
+        live[pasid, default: [:]][mm, default: Binding(pid: event.pid, line: event.line, count: 0)].count += 1
+        pasidOfMm[mm] = pasid
+        binderOfMm[mm] = event.pid
+        if allocated[pasid] == nil { allocated[pasid] = event.line }
+        dropped[pasid] = nil
+    }
+
+    /// A refused bind whose PASID (the one the kernel allocated or tried to
+    /// attach for it, or the one its mm already has) is still bound through
+    /// a dead process's binding: the kernel handed out an ID it had not got back.
+    private mutating func refused(_ event: TraceEvent) {
+        let attempt = binding.removeValue(forKey: event.thread)
+        guard let mm = event.mm ?? attempt?.mm,
+              let pasid = event.pasid ?? attempt?.pasid ?? pasidOfMm[mm],
+              let holder = live[pasid]?.first(where: { $0.key != mm && $0.value.count > 0 })?.value,
+              exited.contains(holder.pid) else { return }
+        let errno = event.ret.map { " (\($0))" } ?? ""
+        record("bind by pid \(event.pid) refused\(errno): PASID \(pasid) still held by dead pid \(holder.pid)",
+               [holder.line, event.line])
+    }
+
+    /// A workload line; the canary reports (`@@kharness evidence <scenario>
+    /// canary pid=N ...`) say a device write landed in process N. The trace
+    /// names the PASID: one N's address space holds, on which a binding of
+    /// another process ran jobs.
+    public mutating func observeWorkload(_ line: String) {
+        guard line.contains("@@kharness evidence "), line.contains(" canary pid="),
+              let range = line.range(of: " canary pid=") else { return }
+        guard let victim = Int(line[range.upperBound...].prefix { $0.isNumber }.prefix(9)) else { return }
+        let report = String(line[line.range(of: "@@kharness")!.lowerBound...].prefix(400))
+        if let culprit = strayJobs[victim], let pasid = culprit.pasid {
+            let owner = culprit.bindPid ?? culprit.pid
+            record("device write through PASID \(pasid) of pid \(owner) landed in pid \(victim)", [culprit.line, report])
+        } else {
+            record("device write landed in pid \(victim), another process's memory", [report])
+        }
+    }
+
+    /// Ends a trace. Only a whole trace (`complete`) can show that something
+    /// never happened. A PASID leaked when it is still allocated although
+    /// every holder is gone: the address space it belongs to was dropped (so
+    /// no binding and no process used it any more), or the trace ends with a
+    /// binding never released although every process of the workload that
+    /// could hold its file has exited (so the file was released, and its
+    /// mm could never be dropped).
+    public mutating func finish(complete: Bool) {
+        guard complete else { return }
+        for (pasid, drop) in dropped.sorted(by: { $0.key < $1.key }) {
+            let who = drop.pid.map { " (pid \($0))" } ?? ""
+            record("PASID \(pasid) never freed after every holder was gone: its address space \(drop.mm)\(who) was dropped",
+                   drop.lines)
+        }
+        dropped = [:]
+        for (pasid, holders) in live.sorted(by: { $0.key < $1.key }) {
+            for held in holders.values.sorted(by: { $0.pid < $1.pid }) where held.count > 0 && allGone(around: held.pid) {
+                record("PASID \(pasid) never freed after every holder was gone: the binding of pid \(held.pid) was never released",
+                       [held.line])
+            }
+        }
+    }
+
+    /// Every thread of the process tree the workload started around `pid`
+    /// (from its topmost ancestor forked while tracing) has exited.
+    private func allGone(around pid: Int) -> Bool {
+        var top = pid
+        var steps = 0
+        while let up = parent[top], parent[up] != nil, steps < 10_000 {
+            top = up
+            steps += 1
+        }
+        var pending = [top]
+        var visited = Set<Int>()
+        while let next = pending.popLast() {
+            guard visited.insert(next).inserted else { continue }
+            guard exited.contains(next) else { return false }
+            pending += children[next] ?? []
+        }
+        return true
     }
 
     private mutating func record(_ title: String, _ evidence: [String]) {
         guard violations.count < Self.maxViolations, !violations.contains(where: { $0.title == title }) else { return }
         violations.append(Violation(title: title, evidence: evidence.map { String($0.prefix(400)) }))
-    }
-
-    /// The value of `name=value` in a trace line, up to the next space.
-    private func field(_ name: String, in line: String) -> String? {
-        guard let range = line.range(of: " \(name)=") else { return nil }
-        let rest = line[range.upperBound...]
-        let value = rest.prefix { !$0.isWhitespace }
-        return value.isEmpty ? nil : String(value)
     }
 }

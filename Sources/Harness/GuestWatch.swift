@@ -12,28 +12,31 @@ final class GuestWatch {
     private var splitter = ConsoleLineSplitter()
     private var classifier: ConsoleClassifier
     private let events: @Sendable (RunEvent) -> Void
-    private(set) var lifecycle = PasidLifecycleOracle()
     private var initSpokeAt: Date?
     private var sawDone = false
-    /// The ftrace section the sva workload prints between
-    /// `@@kharness trace-begin` and `@@kharness trace-end`, kept for the run
-    /// directory; bounded like the console itself.
-    private(set) var trace: [String] = []
-    private var traceBytes = 0
-    private var inTrace = false
+    /// The trace port's file (the sva workload's ftrace stream), when the
+    /// machine has one; the console carries the trace otherwise, and what
+    /// the port missed when the kernel dies.
+    private let traceFollower: ConsoleFollower?
+    private var traceSplitter = ConsoleLineSplitter(maxLineLength: 1024)
+    private(set) var trace = TraceCollector(limitBytes: GuestWatch.traceLimitBytes)
+    /// The workload's canary reports, for the lifecycle oracle.
+    private var workloadReports: [String] = []
     static let traceLimitBytes = 16 << 20
 
     static let pollInterval: Duration = .milliseconds(20)
 
-    init(request: RunRequest, consoleLog: String, suppressions: Suppressions,
+    init(request: RunRequest, consoleLog: String, traceLog: String? = nil, suppressions: Suppressions,
          events: @escaping @Sendable (RunEvent) -> Void) {
         self.request = request
         self.classifier = ConsoleClassifier(suppressions: suppressions)
         self.follower = ConsoleFollower(path: consoleLog)
+        self.traceFollower = traceLog.map { ConsoleFollower(path: $0) }
         self.events = events
     }
 
     var consoleBytes: Int { follower.bytesRead }
+    var traceBytes: Int { traceFollower?.bytesRead ?? 0 }
 
     func follow(domain: Domain, clock: PhaseClock, signals: SignalWatch) async -> RunEnd {
         let started = Date()
@@ -43,6 +46,9 @@ final class GuestWatch {
             if sawDone { break }
             if follower.bytesRead > request.consoleLimitBytes {
                 return .consoleFlood(limitBytes: request.consoleLimitBytes)
+            }
+            if traceBytes > request.consoleLimitBytes {
+                return .traceFlood(limitBytes: request.consoleLimitBytes)
             }
             if let signal = signals.received {
                 return .interrupted(signal: SignalWatch.name(signal))
@@ -102,6 +108,7 @@ final class GuestWatch {
 
     /// Reads everything QEMU has written so far, one bounded chunk at a time.
     private func drain() {
+        drainTrace()
         while true {
             let data = follower.read()
             if data.isEmpty { return }
@@ -111,22 +118,56 @@ final class GuestWatch {
         }
     }
 
+    /// The trace port's new lines; past the limit the bytes are only counted
+    /// (the guest is stopped when they pass the console's limit).
+    private func drainTrace() {
+        guard let traceFollower else { return }
+        while true {
+            let data = traceFollower.read()
+            if data.isEmpty { return }
+            for line in traceSplitter.feed(data) { trace.addPortLine(line) }
+            if traceFollower.bytesRead > request.consoleLimitBytes { return }
+        }
+    }
+
     private func observe(_ line: String) {
         events(.console(line))
-        lifecycle.observe(line)
-        if inTrace, !line.contains("@@kharness trace-end"), traceBytes < Self.traceLimitBytes {
-            trace.append(line)
-            traceBytes += line.utf8.count + 1
+        trace.addConsoleLine(line)
+        if line.contains(" canary pid="), line.contains("@@kharness evidence "), workloadReports.count < 64 {
+            workloadReports.append(line)
         }
         guard line.contains("@@kharness ") else { return }
         if initSpokeAt == nil { initSpokeAt = Date() }
         if line.contains("@@kharness done") { sawDone = true }
-        if line.contains("@@kharness trace-begin") { inTrace = true }
-        if line.contains("@@kharness trace-end") { inTrace = false }
     }
 
     func finish() -> ConsoleAnalysis {
         if let last = splitter.finish() { observe(last) }
+        finishTrace()
         return classifier.finish()
+    }
+
+    /// The rest of the trace port. QEMU hands port output to virtlogd, which
+    /// writes it a moment later: a guest that said done wrote the trace's
+    /// footer before, so wait for it briefly rather than judge a cut trace.
+    private func finishTrace() {
+        guard traceFollower != nil else { return }
+        for attempt in 0..<40 {
+            drainTrace()
+            if trace.sawEnd || !sawDone || trace.truncated || attempt == 39 || traceBytes == 0 && attempt >= 10 { break }
+            usleep(25_000)
+        }
+        if let last = traceSplitter.finish() { trace.addPortLine(last) }
+    }
+
+    /// The PASID lifecycle oracles over the trace from every channel and the
+    /// workload's reports. Absences (leaks) count only in a whole trace of a
+    /// workload that ran to its end.
+    func lifecycle() -> PasidLifecycleOracle {
+        var oracle = PasidLifecycleOracle()
+        for event in trace.events { oracle.observe(event) }
+        for line in workloadReports { oracle.observeWorkload(line) }
+        oracle.finish(complete: trace.complete && sawDone)
+        return oracle
     }
 }

@@ -164,6 +164,10 @@ public final class Runner: @unchecked Sendable {
         description.smmuv3 = profile.smmuv3
         description.devices = profile.devices
         description.globals = profile.globals
+        // The sva workload streams its trace to a virtio console port that
+        // libvirt logs to this file (the console stays the fallback).
+        let traceLog = request.runsSvaWorkload ? "\(directory)/trace-port.log" : nil
+        description.traceLog = traceLog
         try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
         try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
 
@@ -180,7 +184,8 @@ public final class Runner: @unchecked Sendable {
         if request.runsSvaWorkload {
             suppressions.rules += Self.svaExpectedFaults
         }
-        let watch = GuestWatch(request: request, consoleLog: consoleLog, suppressions: suppressions, events: events)
+        let watch = GuestWatch(request: request, consoleLog: consoleLog, traceLog: traceLog,
+                               suppressions: suppressions, events: events)
         let end = await watch.follow(domain: domain, clock: clock, signals: signals)
 
         let teardownStart = Date()
@@ -203,13 +208,24 @@ public final class Runner: @unchecked Sendable {
         case .infrastructure: result.end = "infrastructure"
         case .bootFailed: result.end = "boot-failed"
         case .consoleFlood: result.end = "console-flood"
+        case .traceFlood: result.end = "trace-flood"
         }
-        result.lifecycleViolations = watch.lifecycle.violations
-        if !watch.trace.isEmpty {
-            try Files.writeAtomically(watch.trace.joined(separator: "\n") + "\n", to: "\(directory)/trace.log")
-        }
-        return Self.applyLifecycle(watch.lifecycle.violations,
+        let lifecycle = watch.lifecycle()
+        result.lifecycleViolations = lifecycle.violations
+        try Self.keepTrace(watch.trace, in: directory)
+        return Self.applyLifecycle(lifecycle.violations,
                                    to: decideOutcome(analysis: analysis, end: end, workload: request.workload))
+    }
+
+    /// The trace as text from every channel (`trace.log`) and as parsed
+    /// events, one JSON object per line in timestamp order (`trace-events.jsonl`,
+    /// the report's input; the format is `TraceEvent`'s).
+    static func keepTrace(_ trace: TraceCollector, in directory: String) throws {
+        guard !trace.isEmpty else { return }
+        try Files.writeAtomically(trace.text, to: "\(directory)/trace.log")
+        var jsonl = ""
+        for event in trace.events { jsonl += event.jsonLine + "\n" }
+        try Files.writeAtomically(jsonl, to: "\(directory)/trace-events.jsonl")
     }
 
     /// The sva workload aims jobs at unmapped memory and at dead PASIDs on

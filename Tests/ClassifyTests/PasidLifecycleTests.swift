@@ -9,17 +9,43 @@ import XCTest
 final class PasidLifecycleTests: XCTestCase {
     static let directory = Bundle.module.resourceURL!.appendingPathComponent("testdata/traces")
 
+    /// The oracle as a run uses it: the console's trace, the workload's
+    /// reports, and the end of a whole trace.
     private func oracle(over file: String) throws -> PasidLifecycleOracle {
-        let text = try String(contentsOf: Self.directory.appendingPathComponent(file), encoding: .utf8)
+        var trace = TraceCollector()
+        let lines = try TraceEventTests.lines(file)
+        for line in lines { trace.addConsoleLine(line) }
         var oracle = PasidLifecycleOracle()
-        for line in text.split(whereSeparator: \.isNewline) { oracle.observe(String(line)) }
+        for event in trace.events { oracle.observe(event) }
+        for line in lines { oracle.observeWorkload(line) }
+        oracle.finish(complete: trace.complete)
         return oracle
     }
 
+    /// No freed-while-bound, no second binder, no refused bind, no stray
+    /// write, and no leak: the clean trace is whole, so a PASID left
+    /// allocated after its mm was dropped would show.
     func testCleanKernelTraceHasNoViolation() throws {
         let oracle = try oracle(over: "sva-6.12-clean.log")
         XCTAssertGreaterThan(oracle.eventsSeen, 100, "the recorded trace has binds, unbinds and frees")
         XCTAssertEqual(oracle.violations, [])
+    }
+
+    /// The clean trace with one free removed: the PASID of an address space
+    /// that was dropped stays allocated to the end.
+    func testCleanTraceWithAFreeRemovedLeaks() throws {
+        var lines = try TraceEventTests.lines("sva-6.12-clean.log")
+        let free = try XCTUnwrap(lines.lastIndex { $0.contains("free_global_pasid: ") && $0.contains("pasid=2") })
+        lines.remove(at: free)
+        var trace = TraceCollector()
+        for line in lines { trace.addConsoleLine(line) }
+        var oracle = PasidLifecycleOracle()
+        for event in trace.events { oracle.observe(event) }
+        oracle.finish(complete: true)
+        let titles = oracle.violations.map(\.title)
+        XCTAssertEqual(titles.count, 1, "\(titles)")
+        XCTAssertTrue(titles[0].hasPrefix("PASID 2 never freed after every holder was gone: its address space 0x"), titles[0])
+        XCTAssertTrue(oracle.violations[0].evidence.last!.contains("mmdrop"), "\(oracle.violations[0].evidence)")
     }
 
     /// The planted kernel frees PASID 1 at mmput while pid 85's binding still
@@ -33,10 +59,32 @@ final class PasidLifecycleTests: XCTestCase {
         XCTAssertTrue(first.evidence[1].contains("free_global_pasid"), first.evidence[1])
     }
 
-    private func run(_ lines: [String]) -> [String] {
+    private func run(_ lines: [String], workload: [String] = [], complete: Bool = true) -> [String] {
         var oracle = PasidLifecycleOracle()
         for line in lines { oracle.observe(line) }
+        for line in workload { oracle.observeWorkload(line) }
+        oracle.finish(complete: complete)
         return oracle.violations.map(\.title)
+    }
+
+    private func record(_ pid: Int, _ event: String, at ts: Double = 1.0) -> String {
+        "  kharness-sva-\(pid) [000] ..... \(ts): \(event)"
+    }
+
+    private func fork(_ parent: Int, _ child: Int) -> String {
+        record(parent, "sched_process_fork: comm=kharness-sva pid=\(parent) child_comm=kharness-sva child_pid=\(child)")
+    }
+
+    private func exit(_ pid: Int) -> String {
+        record(pid, "sched_process_exit: comm=kharness-sva pid=\(pid) prio=120")
+    }
+
+    private func mmdrop(_ mm: String) -> String {
+        "     kworker/0:0-8       [000] D.... 4.0: mmdrop: (__mmdrop+0x0/0x130) comm=\"kworker/0:0\" mm=\(mm)"
+    }
+
+    private func job(_ pid: Int, bindPid: Int, mm: String, pasid: Int, status: Int = 2) -> String {
+        record(pid, "sva_accel_job: pid=\(pid) bind_pid=\(bindPid) mm=\(mm) pasid=\(pasid) op=2 len=4096 status=0x\(String(status, radix: 16)) result=0x1000 fault_addr=0x0")
     }
 
     private func bind(_ pid: Int, mm: String, pasid: Int, ret: Int = 0) -> String {
@@ -65,5 +113,69 @@ final class PasidLifecycleTests: XCTestCase {
         XCTAssertEqual(run([bind(10, mm: "0xa", pasid: -1, ret: -16), free(1)]), [])
         // Lines that merely mention the words are not events.
         XCTAssertEqual(run(["sva_accel_bind: pasid=", "free_global_pasid", "random pasid=7 text"]), [])
+    }
+
+    /// A PASID never freed after every holder is gone: its mm was dropped
+    /// (so nothing can use it), and a whole trace ends without the free.
+    func testLeakAfterTheAddressSpaceIsDropped() {
+        let life = [fork(1, 10), bind(10, mm: "0xa", pasid: 1), unbind(10, mm: "0xa", pasid: 1), exit(10), mmdrop("0xa")]
+        XCTAssertEqual(run(life), ["PASID 1 never freed after every holder was gone: its address space 0xa (pid 10) was dropped"])
+        // Freed as the mm goes (6.12: __mmdrop -> mm_pasid_drop -> free).
+        XCTAssertEqual(run(life + [free(1)]), [])
+        // A trace cut short (a panic, lost events) cannot show an absence.
+        XCTAssertEqual(run(life, complete: false), [])
+        // An mm still referenced at the end (a lazy TLB user, an async drop
+        // not run yet) has not lost its PASID.
+        XCTAssertEqual(run(Array(life.dropLast())), [])
+        // The same PASID handed out again: it was freed, the free is just not in the trace.
+        XCTAssertEqual(run(life + [record(11, "alloc_global_pasid_ret: (iommu_sva_bind_device+0xf0/0x2f8 <- iommu_alloc_global_pasid) ret=0x1")]), [])
+    }
+
+    /// A binding never released although every process that could hold its
+    /// file exited: its mm (and PASID) can never go.
+    func testLeakOfABindingNobodyReleased() {
+        let bound = [fork(1, 10), bind(10, mm: "0xa", pasid: 4), fork(10, 11)]
+        XCTAssertEqual(run(bound + [exit(11), exit(10), exit(1)]),
+                       ["PASID 4 never freed after every holder was gone: the binding of pid 10 was never released"])
+        // The child that inherited the file still runs: it holds the binding.
+        XCTAssertEqual(run(bound + [exit(10), exit(1)]), [])
+        XCTAssertEqual(run(bound + [exit(11), exit(10), exit(1)], complete: false), [])
+        XCTAssertEqual(run(bound + [unbind(11, mm: "0xa", pasid: 4), exit(11), exit(10), exit(1)]), [])
+    }
+
+    /// The nginx shape gone wrong: the master's binding lives on in its
+    /// daemon, and a newcomer's bind fails because the kernel tried to give
+    /// it that PASID.
+    func testBindRefusedBecauseADeadProcessHoldsThePasid() {
+        let held = [fork(1, 10), bind(10, mm: "0xa", pasid: 3), fork(10, 11), exit(10)]
+        let attempt = [
+            record(12, "sva_bind: (iommu_sva_bind_device+0x0/0x2f8) comm=\"kharness-sva\" mm=0xb"),
+            record(12, "alloc_global_pasid_ret: (iommu_sva_bind_device+0xf0/0x2f8 <- iommu_alloc_global_pasid) ret=0x3"),
+            record(12, "sva_accel_bind: pid=12 comm=kharness-sva mm=0xb pasid=-1 mode=sva ret=-16"),
+        ]
+        XCTAssertEqual(run(held + attempt, complete: false), ["bind by pid 12 refused (-16): PASID 3 still held by dead pid 10"])
+        // The holder of the binding is alive: a refusal, not a lifetime violation
+        // (the workload reports the bind error itself).
+        XCTAssertEqual(run(Array(held.dropLast()) + attempt, complete: false), [])
+        // A refusal for another PASID (say, the PASID space is full).
+        XCTAssertEqual(run(held + [attempt[0], attempt[2]], complete: false), [])
+    }
+
+    /// Canary reports name the process a device write landed in; the trace
+    /// names the PASID and the binding whose job wrote there.
+    func testDeviceWriteIntoAnotherProcess() {
+        let canary = "@@kharness evidence nginx canary pid=12 corrupt bytes=4096 first=0x3a5a00004000 got=0x5a want=0x91 when=at exit"
+        let stray = [fork(1, 10), bind(10, mm: "0xa", pasid: 2), fork(10, 11), exit(10),
+                     bind(12, mm: "0xb", pasid: 2), job(11, bindPid: 10, mm: "0xa", pasid: 2)]
+        XCTAssertEqual(run(stray, workload: [canary], complete: false),
+                       ["PASID 2 bound by pid 12 while still bound to pid 10",
+                        "device write through PASID 2 of pid 10 landed in pid 12"])
+        // A faulted job wrote nothing; the canary report still fails the run.
+        var faulted = stray
+        faulted[faulted.count - 1] = job(11, bindPid: 10, mm: "0xa", pasid: 2, status: 0x11)
+        XCTAssertEqual(run(faulted, workload: [canary], complete: false),
+                       ["PASID 2 bound by pid 12 while still bound to pid 10",
+                        "device write landed in pid 12, another process's memory"])
+        XCTAssertEqual(run([], workload: ["@@kharness evidence nginx note canary pid=x"], complete: false), [])
     }
 }

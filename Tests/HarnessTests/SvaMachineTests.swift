@@ -43,11 +43,11 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(smmuFeatures(b), stockLine)
     }
 
-    private func svaRun(series: String? = nil, scenarios: [String] = []) async throws -> RunResult {
+    private func svaRun(series: String? = nil, scenarios: [String] = [], kasan: Bool = false) async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
         var request = RunRequest(kernel: .git(tree: try await SourceKernelRunTests.tree612(), revision: "HEAD"))
         request.series = series
-        request.configFragments = ["smmuv3", "trace", "modules"]
+        request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : [])
         request.machine = "sva"
         request.workload = "sva"
         request.scenarios = scenarios
@@ -72,10 +72,51 @@ final class SvaMachineTests: XCTestCase {
         let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
         XCTAssertEqual(result.lifecycleViolations, [])
-        XCTAssertTrue(console.contains("sva_accel_bind: pid="), "the trace reached the host")
-        let trace = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/trace.log", encoding: .utf8)
-        XCTAssertTrue(trace.contains("sva_accel_bind: pid="), "trace.log holds the trace section")
-        XCTAssertFalse(trace.contains("@@kharness"), "trace.log holds only the trace")
+        try checkTraceOnThePort(result)
+    }
+
+    /// The trace came through the virtio port, not the console, and was
+    /// kept as text and as events (the report's input).
+    private func checkTraceOnThePort(_ result: RunResult) throws {
+        let directory = "\(resultsRoot)/\(result.runID)"
+        let console = try String(contentsOfFile: "\(directory)/console.log", encoding: .utf8)
+        XCTAssertFalse(console.contains("sva_accel_bind: pid="), "the trace went to the console")
+        XCTAssertTrue(console.contains("trace streamed to /dev/vport"), "the guest found no trace port")
+        let port = try String(contentsOfFile: "\(directory)/trace-port.log", encoding: .utf8)
+        XCTAssertTrue(port.contains("sva_accel_bind: pid="), "the port carried the trace")
+        XCTAssertTrue(port.contains("# kharness trace-end overruns=0"), "the trace ended whole")
+        let trace = try String(contentsOfFile: "\(directory)/trace.log", encoding: .utf8)
+        XCTAssertTrue(trace.contains("sva_accel_bind: pid="), "trace.log holds the trace")
+        XCTAssertFalse(trace.contains("@@kharness") || trace.contains("# kharness"), "trace.log holds only the trace")
+        let jsonl = try String(contentsOfFile: "\(directory)/trace-events.jsonl", encoding: .utf8)
+        var kinds: [String: Int] = [:]
+        var last = -1.0
+        for line in jsonl.split(separator: "\n") {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+            XCTAssertTrue(Set(object.keys).isSubset(of: ["ts", "pid", "comm", "event", "pasid", "mm", "child"]), String(line))
+            let ts = try XCTUnwrap(object["ts"] as? Double)
+            XCTAssertGreaterThanOrEqual(ts, last)
+            last = ts
+            kinds[try XCTUnwrap(object["event"] as? String), default: 0] += 1
+        }
+        for kind in ["fork", "exit", "bind", "unbind", "pasid_alloc", "pasid_free", "mm_drop"] {
+            XCTAssertGreaterThan(kinds[kind] ?? 0, 0, "no \(kind) event in \(kinds)")
+        }
+        XCTAssertEqual(kinds["bind"], port.components(separatedBy: "sva_accel_bind: pid=").count - 1 - (kinds["bind_refused"] ?? 0))
+    }
+
+    /// The same on a kernel with KASAN: the PASID and mm lifetimes the
+    /// workload drives leave no use-after-free behind on a clean kernel.
+    func testEveryScenarioPassesWithKasan() async throws {
+        let result = try await svaRun(kasan: true)
+        XCTAssertEqual(result.status, .pass, result.reason)
+        XCTAssertEqual(result.scenarios.count, 12)
+        XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
+        let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
+        XCTAssertTrue(console.contains("KernelAddressSanitizer initialized"), "the kernel has no KASAN")
+        XCTAssertEqual(result.reports.filter { $0.category == "kasan" }, [])
+        XCTAssertEqual(result.lifecycleViolations, [])
+        try checkTraceOnThePort(result)
     }
 
     /// 701fac40384f brought back: the PASID is freed at mmput while the

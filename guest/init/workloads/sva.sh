@@ -2,9 +2,12 @@
 #
 # The sva workload: load the sva-accel driver, trace PASID and mm lifetimes
 # with ftrace, run kharness-sva's scenarios ($KHARNESS_SCENARIOS, all when
-# empty), then hand the trace to the host: on the virtio console port named
-# org.kharness.trace when the machine has one, else on the console between
-# "@@kharness trace-begin" and "@@kharness trace-end".
+# empty), and hand the trace to the host: streamed from trace_pipe to the
+# virtio console port named org.kharness.trace when the machine has one
+# (between "# kharness trace-begin" and "# kharness trace-end overruns=N"),
+# else printed on the console at the end between "@@kharness trace-begin
+# overruns=N" and "@@kharness trace-end". If the kernel dies, what was not
+# streamed yet is dumped on the console by ftrace_dump_on_oops.
 #
 # Kernel command line options read here:
 #   kharness.sva.force_dma=1   run the driver in DMA-API mode even with SVA
@@ -74,9 +77,7 @@ has_function() {
 
 setup_tracing() {
 	echo 0 > "$tracing/tracing_on"
-	echo > "$tracing/trace"
 	echo 8192 > "$tracing/buffer_size_kb" 2>/dev/null
-	echo global > "$tracing/trace_clock" 2>/dev/null
 	echo 1 > /proc/sys/kernel/ftrace_dump_on_oops 2>/dev/null
 	echo "$kprobes" | while read -r event fn args; do
 		[ -n "$fn" ] || continue
@@ -97,7 +98,13 @@ setup_tracing() {
 			echo 1 > "$tracing/events/$event/enable"
 	done
 	note "tracing: $(sed -n 's/^[pr]:kharness\/\([^ ]*\) \([^ ]*\).*/\1=\2/p' "$tracing/kprobe_events" | tr '\n' ' ')"
+	# The clock change resets the buffer, and ftrace_dump_on_oops prints
+	# times relative to that reset: the marker right after it tells the
+	# host where the dump's zero is on the trace's clock.
+	echo global > "$tracing/trace_clock" 2>/dev/null
+	echo > "$tracing/trace"
 	echo 1 > "$tracing/tracing_on"
+	echo kharness-clock > "$tracing/trace_marker"
 }
 
 # The virtio console port the host named for the trace, if any.
@@ -111,14 +118,45 @@ trace_port() {
 	done
 }
 
+# Streams the trace to the port while the workload runs, so a guest that
+# hangs or dies has handed over everything up to that point; trace_pipe
+# consumes what it reads, so the oops dump prints only the rest.
+stream_pid=
+port=
+start_stream() {
+	port=$(trace_port)
+	[ -n "$port" ] && [ -c "$port" ] || return
+	echo "# kharness trace-begin" > "$port"
+	cat "$tracing/trace_pipe" > "$port" &
+	stream_pid=$!
+}
+
+# Unread events left in the ring buffer.
+unread() {
+	cat "$tracing"/per_cpu/cpu*/stats 2>/dev/null |
+		awk '/^entries:/ { n += $2 } END { print n + 0 }'
+}
+
 hand_over_trace() {
 	echo 0 > "$tracing/tracing_on"
 	overruns=$(cat "$tracing"/per_cpu/cpu*/stats 2>/dev/null |
 		   awk '/^overrun:/ { n += $2 } END { print n + 0 }')
-	port=$(trace_port)
-	if [ -n "$port" ] && [ -c "$port" ]; then
-		cat "$tracing/trace" > "$port"
-		note "trace written to $port ($port_name), $overruns events lost"
+	if [ -n "$stream_pid" ]; then
+		# A trace_pipe reader that has read something sees the end of
+		# file once tracing is off and the buffer is drained; one the
+		# kernel does not wake for that is stopped once the buffer is
+		# empty, while it waits for more (never in the middle of a write).
+		tries=0
+		while kill -0 "$stream_pid" 2>/dev/null && [ $tries -lt 40 ]; do
+			[ $tries -ge 4 ] && [ "$(unread)" = 0 ] && break
+			sleep 0.05
+			tries=$((tries + 1))
+		done
+		kill "$stream_pid" 2>/dev/null
+		wait "$stream_pid" 2>/dev/null
+		left=$(unread)
+		echo "# kharness trace-end overruns=$((overruns + left))" > "$port"
+		note "trace streamed to $port ($port_name), $overruns events lost, $left unread"
 	else
 		echo "@@kharness trace-begin overruns=$overruns"
 		cat "$tracing/trace"
@@ -152,7 +190,10 @@ for dev in /sys/bus/pci/drivers/sva_accel/0*; do
 	[ -e "$dev/mode" ] && note "${dev##*/} mode $(cat "$dev/mode")"
 done
 
-[ -n "$tracing" ] && setup_tracing
+if [ -n "$tracing" ]; then
+	setup_tracing
+	start_stream
+fi
 "$workload"
 status=$?
 [ "$status" = 0 ] || note "$workload exited with status $status"
