@@ -127,6 +127,19 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertEqual(entry.issue?.signature, signatures.first)
 
         XCTAssertEqual(try store.compare(runID: "good", baselineID: "bad").entries.map(\.change), [.fixed])
+
+        // The command line: JSON on stdout, exit 1 because something is new.
+        let compare = Process()
+        compare.executableURL = URL(fileURLWithPath: try Self.executable())
+        compare.arguments = ["compare", "bad", "good", "--json", "--results", directory + "/results"]
+        let out = Pipe()
+        compare.standardOutput = out
+        try compare.run()
+        let json = out.fileHandleForReading.readDataToEndOfFile()
+        compare.waitUntilExit()
+        XCTAssertEqual(compare.terminationStatus, 1)
+        let decoded = try JSONDecoder().decode(Comparison.self, from: json)
+        XCTAssertEqual(decoded, comparison)
         XCTAssertEqual(try store.compare(runID: "bad", baselineID: "bad").entries.map(\.change), [.stillFailing])
     }
 
