@@ -113,7 +113,7 @@ final class MatrixRunTests: XCTestCase {
             """)
         let store = try Store.open(path: directory + "/results/kharness.db")
         let baseline = try await MatrixRunner(store: store).run(matrixPath: good, options: options("good"))
-        XCTAssertEqual(baseline.exitCode, 0)
+        XCTAssertEqual(baseline.exitCode, 0, "\(baseline.results.map { $0.outcome?.reason ?? "-" })")
         let broken = try await MatrixRunner(store: store).run(matrixPath: bad, options: options("bad"))
         XCTAssertEqual(broken.exitCode, 1)
 
