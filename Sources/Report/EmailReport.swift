@@ -27,7 +27,8 @@ public enum EmailReport {
         out += "Content-Type: text/plain; charset=utf-8\n\n"
 
         out += wrap("Hello,") + "\n\n"
-        let kind = ["verdict", "build"].contains(issue.category) ? "failure" : "kernel report"
+        let kind = ["verdict", "build"].contains(issue.category) ? "failure"
+            : issue.category == "pasid-lifetime" ? "PASID lifetime violation" : "kernel report"
         var what = "kharness found a new \(kind), \"\(Escape.line(issue.title))\", "
         what += "in \(cells.count) of \(report.cells.count) runs of matrix run \(Escape.line(report.id))"
         if let baseline = report.baselineID { what += "; the baseline run \(Escape.line(baseline)) did not show it" }
@@ -43,7 +44,7 @@ public enum EmailReport {
             }
             if !build.patchsetHash.isEmpty { facts.append(("patchset", "sha256 \(build.patchsetHash.prefix(16))")) }
         }
-        if let identity = result.kernelIdentity { facts.append(("identity", identity)) }
+        if result.build == nil, let identity = result.kernelIdentity { facts.append(("identity", identity)) }
         if let release = result.kernelRelease { facts.append(("release", release)) }
         var config = cell.configFragments.isEmpty ? "the kernel's own" : "base + " + cell.configFragments.joined(separator: ", ")
         if let hash = result.build?.configHash { config += " (config \(hash.prefix(12)))" }

@@ -138,7 +138,7 @@ public enum HtmlReport {
             html += "</ul>\n"
         }
         if cell.status != .pass || !cell.activeReports.isEmpty {
-            let title = cell.activeReports.first?.title ?? result.lifecycleViolations.first?.title ?? "reason"
+            let title = result.lifecycleViolations.first?.title ?? cell.activeReports.first?.title ?? "reason"
             html += "<h4>\(e(title))</h4>\n<pre class=\"excerpt\">\(e(cell.excerpt(maxLines: 80)))</pre>\n"
         }
         if let path = cell.artifact("trace-events.jsonl"), let timeline = TraceTimeline.read(path: path) {

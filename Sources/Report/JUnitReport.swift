@@ -72,7 +72,7 @@ public enum JUnitReport {
         if let change = cell.change { outOfBand += "against baseline: \(change.rawValue)\n" }
 
         var run = "    <testcase classname=\"\(classname)\" name=\"\(Escape.markup(result.workload + suffix))\" time=\"\(seconds)\">\n"
-        let message = cell.activeReports.first?.title ?? result.lifecycleViolations.first?.title ?? result.reason
+        let message = result.reason.isEmpty ? cell.activeReports.first?.title ?? "" : result.reason
         run += verdict(result.status, message: message, type: cell.activeReports.first?.category ?? result.status.rawValue,
                        body: cell.excerpt(maxLines: 200))
         run += "      <system-out>\(Escape.markup(outOfBand))</system-out>\n"

@@ -160,7 +160,8 @@ public enum KcidbReport {
             "status": result.status == .buildFail ? "FAIL" : "PASS",
         ]
         if let build = result.build {
-            object["config_name"] = clean(build.configFragments.isEmpty ? "base" : "base+" + build.configFragments.joined(separator: "+"))
+            let fragments = build.configFragments.first == "base" ? build.configFragments : ["base"] + build.configFragments
+            object["config_name"] = clean(fragments.joined(separator: "+"))
             object["compiler"] = clean(build.toolchain)
             if let total = build.timings["total"] ?? Optional(build.timings.values.reduce(0, +)), total > 0 {
                 object["duration"] = total

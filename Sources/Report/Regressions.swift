@@ -76,13 +76,15 @@ public enum Regressions {
         for (index, cell) in cells.enumerated() {
             switch cell.status {
             case .fail:
-                let reports = cell.activeReports.filter(\.isKernelReport)
-                for report in reports {
-                    add(report.signature, report.title, report.category, report.guiltyFrame, report.text, index)
-                }
+                // A lifetime violation is the cause when there is one (the oops a
+                // corrupted PASID causes later is its evidence), so it comes first.
                 for violation in cell.result.lifecycleViolations {
                     add(lifecycleSignature(violation.title), violation.title, "pasid-lifetime", nil,
                         ([violation.title] + violation.evidence).joined(separator: "\n"), index)
+                }
+                let reports = cell.activeReports.filter(\.isKernelReport)
+                for report in reports {
+                    add(report.signature, report.title, report.category, report.guiltyFrame, report.text, index)
                 }
                 if reports.isEmpty && cell.result.lifecycleViolations.isEmpty {
                     let (signature, title) = verdict(cell.result.reason, category: "verdict")

@@ -105,17 +105,17 @@ public struct ReportCell: Sendable {
         return words.map(ShellQuote.quote)
     }
 
-    /// The first lines that explain a failure: the first active kernel report,
-    /// else a lifetime violation's evidence, else the reason and evidence.
+    /// The first lines that explain a failure: a lifetime violation's
+    /// evidence and the first active kernel report (the oops a violation
+    /// causes), else the reason and evidence.
     public func excerpt(maxLines: Int = 60) -> String {
-        let text: String
-        if let report = activeReports.first {
-            text = report.text
-        } else if let violation = result.lifecycleViolations.first {
-            text = ([violation.title] + violation.evidence).joined(separator: "\n")
-        } else {
-            text = ([result.reason] + result.evidence).joined(separator: "\n")
+        var parts: [String] = []
+        if let violation = result.lifecycleViolations.first {
+            parts.append(([violation.title] + violation.evidence).joined(separator: "\n"))
         }
+        if let report = activeReports.first { parts.append(report.text) }
+        if parts.isEmpty { parts.append(([result.reason] + result.evidence).joined(separator: "\n")) }
+        let text = parts.joined(separator: "\n\n")
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let kept = lines.prefix(maxLines).joined(separator: "\n")
         return lines.count > maxLines ? kept + "\n[... \(lines.count - maxLines) more lines]" : kept

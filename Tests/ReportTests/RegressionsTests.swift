@@ -26,9 +26,9 @@ final class RegressionsTests: XCTestCase {
 
     func testIssuesGroupBySignatureAndLifecycleTitlesIgnoreNumbers() throws {
         var report = try Fixtures.matrix(root: root)
-        // KASAN, the hostile WARNING, the lifetime violation (all from the failed run), the build failure.
-        XCTAssertEqual(report.issues.map(\.category), ["kasan", "warning", "pasid-lifetime", "build"])
-        XCTAssertEqual(report.issues.map(\.signature).prefix(2), ["0123456789abcdef", "fedcba9876543210"])
+        // The lifetime violation (the cause), KASAN, the hostile WARNING (all from the failed run), the build failure.
+        XCTAssertEqual(report.issues.map(\.category), ["pasid-lifetime", "kasan", "warning", "build"])
+        XCTAssertEqual(report.issues.map(\.signature)[1...2], ["0123456789abcdef", "fedcba9876543210"])
         XCTAssertEqual(report.issues[0].cells, [1])
         XCTAssertEqual(report.issues[3].cells, [4])
         XCTAssertEqual(report.issues[0].firstSeen?.runID, "run-sva-fail")
@@ -43,8 +43,8 @@ final class RegressionsTests: XCTestCase {
         Regressions.annotate(&report, firstSeen: { signature in
             signature == "0123456789abcdef" ? .init(runID: "older-run", time: "2026-11-01T00:00:00Z", kernel: "v6.11") : nil
         })
-        XCTAssertFalse(report.issues[0].isNew(in: report))
-        XCTAssertTrue(report.issues[1].isNew(in: report))
+        XCTAssertFalse(report.issues[1].isNew(in: report))
+        XCTAssertTrue(report.issues[2].isNew(in: report))
     }
 
     func testFailureWithoutReportIsNamedByItsReasonAsTheStoreNamesIt() {
@@ -69,8 +69,8 @@ final class RegressionsTests: XCTestCase {
         base.result.lifecycleViolations = []
         Regressions.annotate(&report, baseline: MatrixReport(id: "matrix-base", cells: [base]))
         XCTAssertEqual(report.baselineID, "matrix-base")
-        XCTAssertEqual(report.issues.map(\.inBaseline), [true, false, false, false])
-        XCTAssertFalse(report.issues[0].isNew(in: report))
-        XCTAssertTrue(report.issues[1].isNew(in: report))
+        XCTAssertEqual(report.issues.map(\.inBaseline), [false, true, false, false])
+        XCTAssertFalse(report.issues[1].isNew(in: report))
+        XCTAssertTrue(report.issues[0].isNew(in: report))
     }
 }

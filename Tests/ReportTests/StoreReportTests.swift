@@ -5,10 +5,10 @@ import Support
 import XCTest
 @testable import Report
 
-/// `kharness report` end to end: real runs of Debian's 6.1 kernel under
-/// libvirt (one whose workload crashes the kernel through sysrq), recorded
-/// in a real store as two matrix runs, then reported in every format by the
-/// command line and checked with kcidb-io, xmllint and headless Chromium.
+/// `kharness report` end to end: stores written by real `kharness matrix
+/// run`s (the planted PASID bug against its clean base on the SVA machine;
+/// Debian's 6.1 on two machines), reported in every format by the command
+/// line and checked with kcidb-io, xmllint and headless Chromium.
 final class StoreReportTests: XCTestCase {
     var root = ""
 
@@ -30,119 +30,136 @@ final class StoreReportTests: XCTestCase {
         return path
     }
 
-    /// One real run; returns its run ID.
-    func run(_ arguments: [String]) async throws -> String {
-        let result = try await Command.run(try kharness(), ["run", "--kernel", "debian:6.1", "--results", root + "/results",
-                                                            "--quiet", "--timeout", "180"] + arguments)
-        let runID = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertFalse(runID.isEmpty, result.stderr)
-        return runID
-    }
-
-    func result(_ runID: String) throws -> RunResult {
-        try JSONDecoder().decode(RunResult.self, from: Data(contentsOf: URL(fileURLWithPath: "\(root)/results/\(runID)/result.json")))
-    }
-
-    /// Records finished harness runs as one matrix run, the way the matrix runner does.
-    func record(_ store: Store, matrix: String, cells: [(workload: String, runID: String)]) throws {
-        let records = try store.createRun(
-            MatrixRunRecord(id: matrix, name: "report-e2e", matrixFile: root + "/matrix.yaml", matrixText: "", matrixHash: "",
-                            withoutSeries: false, resultsDirectory: root + "/results", parallelism: 1),
-            cells: cells.enumerated().map { index, cell in
-                CellRecord(runID: matrix, ordinal: index, kernelName: "debian-6.1", kernel: "debian:6.1", machine: "stock",
-                           machineProfile: "stock", workload: cell.workload, repeatIndex: 1)
-            })
-        for (record, cell) in zip(records, cells) {
-            let id = try XCTUnwrap(record.id)
-            let attempt = try store.startCell(id, harnessRunID: cell.runID, directory: "\(root)/results/\(cell.runID)",
-                                              connectionURI: "qemu:///system")
-            let result = try result(cell.runID)
-            try store.finishCell(id, attempt: attempt, result: result, wallSeconds: result.timings["total"] ?? 0)
-        }
-        try store.setRunState(matrix, .finished)
-    }
-
     func report(_ arguments: [String]) async throws -> CommandResult {
         try await Command.run(try kharness(), ["report"] + arguments + ["--results", root + "/results"])
     }
 
-    func testReportsOfRealRunsFromTheStore() async throws {
-        try Files.createDirectory(root)
-        let quiet = root + "/quiet.sh", crash = root + "/crash.sh"
-        try Files.writeAtomically("#!/bin/sh\necho '@@kharness begin quiet'\necho '@@kharness result quiet PASS'\necho '@@kharness end quiet'\n", to: quiet)
-        try Files.writeAtomically("#!/bin/sh\necho '@@kharness begin crash'\necho c > /proc/sysrq-trigger\n", to: crash)
-        let baseBoot = try await run(["--workload", "boot"])
-        let baseQuiet = try await run(["--workload-script", quiet])
-        let newBoot = try await run(["--workload", "boot"])
-        let newCrash = try await run(["--workload-script", crash])
-        let crashed = try result(newCrash)
-        XCTAssertEqual(crashed.status, .fail)
-        let title = try XCTUnwrap(crashed.reports.first?.title, "the sysrq crash gave no kernel report")
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
 
-        let store = try Store.open(path: Store.defaultPath(results: root + "/results"))
-        try record(store, matrix: "m-base", cells: [("boot", baseBoot), ("crashy", baseQuiet)])
-        try record(store, matrix: "m-new", cells: [("boot", newBoot), ("crashy", newCrash)])
+    /// The 2022 PASID use-after-free, planted in Debian's 6.12 source
+    /// (guest/patches/pasid-uaf-6.12.patch), run by `kharness matrix run` on
+    /// the SVA machine, against the same matrix without the series: a new
+    /// regression in every format. The two kernels are the ones the SVA
+    /// machine tests build (a cache hit when they ran first).
+    func testThePlantedPasidBugIsANewRegressionInEveryFormat() async throws {
+        let root = Self.repositoryRoot
+        let tree = try await Command.check(root + "/scripts/kernel-source", ["6.12"]).stdout
+            .split(separator: "\n").last.map(String.init) ?? ""
+        let qemu = try await Command.check(root + "/scripts/build-qemu", []).stdout
+            .split(separator: "\n").last.map(String.init) ?? ""
+        let series = root + "/guest/patches/pasid-uaf-6.12.patch"
+        try Files.createDirectory(self.root)
+        try Files.writeAtomically("""
+            name: pasid-uaf
+            kernels:
+              - name: "6.12"
+                spec: git:\(tree)@HEAD
+                series: \(series)
+            configs:
+              - [smmuv3, trace, modules]
+            machines: [sva]
+            workloads:
+              - name: sva
+                scenarios: ["baseline,pasid-reuse"]
+            parallel: 1
+            """, to: self.root + "/matrix.yaml")
+        let environment = ["KHARNESS_QEMU": qemu]
+        let planted = try await Command.run(try kharness(), ["matrix", "run", self.root + "/matrix.yaml", "--id", "m-planted",
+                                                             "--results", self.root + "/results"], environment: environment)
+        XCTAssertEqual(planted.status, 1, "the planted bug fails: \(planted.stderr.suffix(2000))")
+        let clean = try await Command.run(try kharness(), ["matrix", "run", self.root + "/matrix.yaml", "--id", "m-clean",
+                                                           "--without-series", "--results", self.root + "/results"],
+                                          environment: environment)
+        XCTAssertEqual(clean.status, 0, clean.stderr.suffix(2000).description)
 
-        // Table, with the comparison.
-        let table = try await report(["m-new", "--baseline", "m-base"])
+        // What the store holds, as the reports read it.
+        let store = try Store.open(path: Store.defaultPath(results: self.root + "/results"))
+        let loaded = try MatrixReport.load(from: store, runID: "m-planted")
+        let cell = try XCTUnwrap(loaded.cells.first)
+        XCTAssertEqual(cell.status, .fail)
+        let violation = try XCTUnwrap(cell.result.lifecycleViolations.first?.title, cell.result.reason)
+        XCTAssertTrue(violation.hasPrefix("PASID "), violation)
+        let build = try XCTUnwrap(cell.result.build)
+        XCTAssertEqual(build.patchsetHash.count, 64)
+        XCTAssertEqual(cell.series, series)
+
+        // Table: a new failure against the clean run; the reverse is a fix.
+        let table = try await report(["m-planted", "--baseline", "m-clean"])
         XCTAssertEqual(table.status, 0, table.stderr)
         let rows = table.stdout.split(separator: "\n")
-        XCTAssertTrue(rows.contains { $0.contains("crashy") && $0.contains("FAIL") && $0.contains("new failure") }, table.stdout)
-        XCTAssertTrue(rows.contains { $0.contains(" boot ") && $0.contains("PASS") && $0.contains("unchanged") }, table.stdout)
-        XCTAssertTrue(table.stdout.contains("\(title)  (1 run, new)"), table.stdout)
-        let reverse = try await report(["m-base", "--baseline", "m-new"])
-        XCTAssertTrue(reverse.stdout.split(separator: "\n").contains { $0.contains("crashy") && $0.contains("fixed") }, reverse.stdout)
+        XCTAssertTrue(rows.contains { $0.hasPrefix("6.12 + 1 patch") && $0.contains("FAIL") && $0.contains("new failure") }, table.stdout)
+        XCTAssertTrue(rows.contains { $0.contains(violation) && $0.hasSuffix("(1 run, new)") }, table.stdout)
+        let reverse = try await report(["m-clean", "--baseline", "m-planted"])
+        XCTAssertTrue(reverse.stdout.split(separator: "\n").contains { $0.hasPrefix("6.12 ") && $0.contains("PASS") && $0.contains("fixed") },
+                      reverse.stdout)
 
-        // KCIDB, validated by kcidb-io.
-        let kcidbPath = root + "/out/kcidb.json"
-        let kcidb = try await report(["m-new", "--baseline", "m-base", "--format", "kcidb", "--out", kcidbPath,
+        // KCIDB, validated by kcidb-io: the checkout carries the base commit and the patchset hash.
+        let kcidbPath = self.root + "/out/kcidb.json"
+        let kcidb = try await report(["m-planted", "--baseline", "m-clean", "--format", "kcidb", "--out", kcidbPath,
                                       "--artifact-url", "https://ci.example.org/kharness"])
         XCTAssertEqual(kcidb.status, 0, kcidb.stderr)
         XCTAssertEqual(kcidb.stdout, "")
         let data = try Data(contentsOf: URL(fileURLWithPath: kcidbPath))
         _ = try await Tools.validateKcidb(data)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let tests = try XCTUnwrap(json["tests"] as? [[String: Any]])
-        let failed = try XCTUnwrap(tests.first { $0["id"] as? String == "kharness:\(newCrash)" })
-        XCTAssertEqual(failed["status"] as? String, "FAIL")
-        XCTAssertEqual(failed["log_url"] as? String, "https://ci.example.org/kharness/\(newCrash)/console.log")
-        XCTAssertEqual(tests.first { $0["id"] as? String == "kharness:\(newBoot)" }?["status"] as? String, "PASS")
-        let issues = try XCTUnwrap(json["issues"] as? [[String: Any]])
-        XCTAssertEqual(issues.map { $0["report_subject"] as? String }, [title])
-        let incidents = try XCTUnwrap(json["incidents"] as? [[String: Any]])
-        XCTAssertEqual(incidents.map { $0["test_id"] as? String }, ["kharness:\(newCrash)"])
         let checkouts = try XCTUnwrap(json["checkouts"] as? [[String: Any]])
         XCTAssertEqual(checkouts.count, 1)
-        XCTAssertEqual(checkouts.first?["patchset_hash"] as? String, "")
+        XCTAssertEqual(checkouts[0]["patchset_hash"] as? String, build.patchsetHash)
+        XCTAssertEqual(checkouts[0]["git_commit_hash"] as? String, build.baseCommit)
+        XCTAssertEqual((json["builds"] as? [[String: Any]])?.first?["config_name"] as? String, "base+smmuv3+trace+modules")
+        let tests = try XCTUnwrap(json["tests"] as? [[String: Any]])
+        let run = try XCTUnwrap(tests.first { $0["id"] as? String == "kharness:\(cell.runID)" })
+        XCTAssertEqual(run["status"] as? String, "FAIL")
+        XCTAssertEqual(run["log_url"] as? String, "https://ci.example.org/kharness/\(cell.runID)/console.log")
+        XCTAssertEqual(Set(tests.compactMap { $0["path"] as? String }), ["sva", "sva.baseline", "sva.pasid-reuse"])
+        let issues = try XCTUnwrap(json["issues"] as? [[String: Any]])
+        XCTAssertTrue(issues.contains { $0["report_subject"] as? String == violation })
+        let incidents = try XCTUnwrap(json["incidents"] as? [[String: Any]])
+        XCTAssertEqual(incidents.count, issues.count)
+        XCTAssertTrue(incidents.allSatisfy { $0["test_id"] as? String == "kharness:\(cell.runID)" })
 
-        // JUnit, well-formed.
-        let junitPath = root + "/out/junit.xml"
-        let junit = try await report(["m-new", "--format", "junit", "--out", junitPath])
+        // JUnit, well-formed, the run's failure named by the violation.
+        let junitPath = self.root + "/out/junit.xml"
+        let junit = try await report(["m-planted", "--format", "junit", "--out", junitPath])
         XCTAssertEqual(junit.status, 0, junit.stderr)
-        let lint = try await Command.run("xmllint", ["--xpath", "string(//testcase/failure/@message)", junitPath])
-        XCTAssertEqual(lint.stdout.trimmingCharacters(in: .whitespacesAndNewlines), title, lint.stderr)
+        let lint = try await Command.run("xmllint", ["--xpath", "string(//testcase[@name='sva']/failure/@message)", junitPath])
+        XCTAssertEqual(lint.stdout.trimmingCharacters(in: .whitespacesAndNewlines), violation, lint.stderr)
 
-        // HTML, rendered by Chromium, linking the real console logs.
-        let htmlPath = root + "/out/report.html"
-        let html = try await report(["m-new", "--baseline", "m-base", "--format", "html", "--out", htmlPath])
+        // HTML, rendered by Chromium, linking the real console log, with the
+        // run's trace timeline when the run left trace-events.jsonl.
+        let htmlPath = self.root + "/out/report.html"
+        let html = try await report(["m-planted", "--baseline", "m-clean", "--format", "html", "--out", htmlPath])
         XCTAssertEqual(html.status, 0, html.stderr)
         let (dom, log) = try await Tools.renderInChromium(htmlPath)
         XCTAssertTrue(dom.contains("data-report-ready=\"ok\""), log)
-        XCTAssertTrue(dom.contains("data-report-runs=\"2\""))
-        XCTAssertTrue(dom.contains("href=\"../results/\(newCrash)/console.log\""))
-        XCTAssertTrue(Files.exists(root + "/out/../results/\(newCrash)/console.log"))
-        XCTAssertTrue(dom.contains("new failure"))
+        XCTAssertTrue(dom.contains("data-report-runs=\"1\""))
+        let directory = try XCTUnwrap(cell.runDirectory)
+        let relative = try XCTUnwrap(HtmlReport.link(directory + "/console.log", from: self.root + "/out"))
+        XCTAssertTrue(dom.contains("href=\"\(relative)\""), relative)
+        XCTAssertTrue(Files.exists(self.root + "/out/" + relative))
+        let traced = Files.exists(directory + "/trace-events.jsonl")
+        XCTAssertTrue(dom.contains("data-report-timelines=\"\(traced ? 1 : 0)\""))
+        if traced { XCTAssertTrue(dom.contains("class=\"free\""), "the trace shows the PASID being freed") }
 
-        // The mail: one, about the crash, with a reproducer.
-        let email = try await report(["m-new", "--baseline", "m-base", "--format", "email"])
+        // The mail: the violation first, with the patch, the base and a reproducer.
+        let email = try await report(["m-planted", "--baseline", "m-clean", "--format", "email"])
         XCTAssertEqual(email.status, 0, email.stderr)
-        XCTAssertEqual(email.stdout.components(separatedBy: "\nSubject: ").count - 1, 1, email.stdout)
-        XCTAssertTrue(email.stdout.contains("Subject: [kharness] \(title)\n"))
-        XCTAssertTrue(email.stdout.contains("  kharness run --kernel debian:6.1 --machine stock --workload crashy"))
-        XCTAssertTrue(email.stdout.contains("first seen:") && email.stdout.contains(" in run \(newCrash)\n"), email.stdout)
-        XCTAssertTrue(email.stdout.replacingOccurrences(of: "\n", with: " ").contains("the baseline run m-base did not show it"), email.stdout)
-        // Nothing new in the baseline run itself against the new one: no mail.
-        let none = try await report(["m-base", "--baseline", "m-new", "--format", "email"])
+        let messages = email.stdout.components(separatedBy: "From kharness Mon Sep 17 00:00:00 2001\n").filter { !$0.isEmpty }
+        XCTAssertEqual(messages.count, issues.count, "every issue is new: \(email.stdout)")
+        let first = try XCTUnwrap(messages.first)
+        XCTAssertTrue(first.hasPrefix("Subject: [kharness] \(violation)\n"), first)
+        XCTAssertTrue(first.contains("  patch 1/1:  "), first)
+        XCTAssertTrue(first.contains("  base:       HEAD (\(build.baseCommit.prefix(12)))"), first)
+        // The reproducer, its continuation lines joined, is the cell's command.
+        let command = try XCTUnwrap(first.components(separatedBy: "To reproduce:\n\n").last?.components(separatedBy: "\n\n").first)
+        XCTAssertEqual(command.replacingOccurrences(of: " \\\n      ", with: " "), "  " + cell.reproducer)
+        XCTAssertTrue(cell.reproducer.contains("--series \(series) --config smmuv3,trace,modules --machine sva --workload sva"))
+        let prose = first.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  +", with: " ", options: .regularExpression)
+        XCTAssertTrue(prose.contains("the baseline run m-clean did not show it"), first)
+        XCTAssertTrue(prose.contains("first seen: ") && prose.contains(" in run \(cell.runID) "), first)
+        // Nothing new in the clean run against the planted one: no mail.
+        let none = try await report(["m-clean", "--baseline", "m-planted", "--format", "email"])
         XCTAssertEqual(none.status, 0)
         XCTAssertEqual(none.stdout, "")
     }
