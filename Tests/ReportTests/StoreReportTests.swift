@@ -127,7 +127,7 @@ final class StoreReportTests: XCTestCase {
         XCTAssertEqual(lint.stdout.trimmingCharacters(in: .whitespacesAndNewlines), violation, lint.stderr)
 
         // HTML, rendered by Chromium, linking the real console log, with the
-        // run's trace timeline when the run left trace-events.jsonl.
+        // timeline of the run's real trace-events.jsonl.
         let htmlPath = self.root + "/out/report.html"
         let html = try await report(["m-planted", "--baseline", "m-clean", "--format", "html", "--out", htmlPath])
         XCTAssertEqual(html.status, 0, html.stderr)
@@ -138,9 +138,11 @@ final class StoreReportTests: XCTestCase {
         let relative = try XCTUnwrap(HtmlReport.link(directory + "/console.log", from: self.root + "/out"))
         XCTAssertTrue(dom.contains("href=\"\(relative)\""), relative)
         XCTAssertTrue(Files.exists(self.root + "/out/" + relative))
-        let traced = Files.exists(directory + "/trace-events.jsonl")
-        XCTAssertTrue(dom.contains("data-report-timelines=\"\(traced ? 1 : 0)\""))
-        if traced { XCTAssertTrue(dom.contains("class=\"free\""), "the trace shows the PASID being freed") }
+        XCTAssertTrue(Files.exists(directory + "/trace-events.jsonl"), "the sva workload leaves its trace events")
+        XCTAssertTrue(dom.contains("data-report-timelines=\"1\""))
+        for mark in ["free", "bound", "alloc", "fork", "drop"] {
+            XCTAssertTrue(dom.contains("class=\"\(mark)\""), "the real trace draws \(mark) marks")
+        }
 
         // The mail: the violation first, with the patch, the base and a reproducer.
         let email = try await report(["m-planted", "--baseline", "m-clean", "--format", "email"])
