@@ -57,8 +57,8 @@ public enum JUnitReport {
 
     private static func counts(_ cases: [Testcase]) -> String {
         let failures = cases.filter { Regressions.isFailure($0.status) }.count
-        let errors = cases.filter { $0.status == .error }.count
-        let skipped = cases.filter { $0.status == .skip || $0.status == .miss }.count
+        let errors = cases.filter { $0.status == .error || $0.status == .miss }.count
+        let skipped = cases.filter { $0.status == .skip }.count
         return " tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\""
     }
 
@@ -73,7 +73,8 @@ public enum JUnitReport {
 
         var run = "    <testcase classname=\"\(classname)\" name=\"\(Escape.markup(result.workload + suffix))\" time=\"\(seconds)\">\n"
         let message = result.reason.isEmpty ? cell.activeReports.first?.title ?? "" : result.reason
-        run += verdict(result.status, message: message, type: cell.activeReports.first?.category ?? result.status.rawValue,
+        let type = result.lifecycleViolations.isEmpty ? cell.activeReports.first?.category ?? result.status.rawValue : "pasid-lifetime"
+        run += verdict(result.status, message: message, type: type,
                        body: cell.excerpt(maxLines: 200))
         run += "      <system-out>\(Escape.markup(outOfBand))</system-out>\n"
         run += "    </testcase>\n"
@@ -93,8 +94,9 @@ public enum JUnitReport {
         switch status {
         case .pass: return ""
         case .fail, .buildFail: return "      <failure \(attributes)>\(Escape.markup(body))</failure>\n"
-        case .error: return "      <error \(attributes)>\(Escape.markup(body))</error>\n"
-        case .skip, .miss: return "      <skipped \(attributes)/>\n"
+        // MISS (began, gave no result) did not complete: an error to CI, not a skip to hide.
+        case .error, .miss: return "      <error \(attributes)>\(Escape.markup(body))</error>\n"
+        case .skip: return "      <skipped \(attributes)/>\n"
         }
     }
 }

@@ -48,6 +48,27 @@ final class RendererTests: XCTestCase {
         XCTAssertTrue(properties.contains(Fixtures.patchsetHash))
     }
 
+    func testJUnitTellsMissFromSkip() throws {
+        var report = MatrixReport(id: "m", cells: [
+            ReportCell(result: Fixtures.result(id: "a", status: "FAIL", reason: "PASID 2 freed while still bound to pid 87",
+                                               reports: [Fixtures.kasan()],
+                                               scenarios: [Fixtures.scenario("pasid-reuse", "MISS", "began but gave no result")],
+                                               violations: [["title": "PASID 2 freed while still bound to pid 87", "evidence": []]])),
+            ReportCell(result: Fixtures.result(id: "b", status: "SKIP", reason: "no SVA", build: nil)),
+        ])
+        Regressions.annotate(&report)
+        let document = try XMLDocument(xmlString: JUnitReport.render(report))
+        let top = try XCTUnwrap(document.rootElement())
+        XCTAssertEqual(top.attribute(forName: "tests")?.stringValue, "3")
+        XCTAssertEqual(top.attribute(forName: "errors")?.stringValue, "1", "a scenario that never finished is an error")
+        XCTAssertEqual(top.attribute(forName: "skipped")?.stringValue, "1")
+        let miss = try XCTUnwrap((try document.nodes(forXPath: "//testcase[@name='sva.pasid-reuse']/error") as? [XMLElement])?.first)
+        XCTAssertEqual(miss.attribute(forName: "type")?.stringValue, "MISS")
+        let failure = try XCTUnwrap((try document.nodes(forXPath: "//testcase[@name='sva']/failure") as? [XMLElement])?.first)
+        XCTAssertEqual(failure.attribute(forName: "type")?.stringValue, "pasid-lifetime", "the violation is the cause, the oops its evidence")
+        XCTAssertEqual(failure.attribute(forName: "message")?.stringValue, "PASID 2 freed while still bound to pid 87")
+    }
+
     func testJUnitPassesXmllint() async throws {
         let report = try Fixtures.matrix(root: root)
         let path = root + "/junit.xml"

@@ -125,6 +125,8 @@ final class StoreReportTests: XCTestCase {
         XCTAssertEqual(junit.status, 0, junit.stderr)
         let lint = try await Command.run("xmllint", ["--xpath", "string(//testcase[@name='sva']/failure/@message)", junitPath])
         XCTAssertEqual(lint.stdout.trimmingCharacters(in: .whitespacesAndNewlines), violation, lint.stderr)
+        let type = try await Command.run("xmllint", ["--xpath", "string(//testcase[@name='sva']/failure/@type)", junitPath])
+        XCTAssertEqual(type.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "pasid-lifetime")
 
         // HTML, rendered by Chromium, linking the real console log, with the
         // timeline of the run's real trace-events.jsonl.
