@@ -63,8 +63,13 @@ final class MatrixRunTests: XCTestCase {
             connections: [qemu:///system, qemu+unix:///system]
             """)
         let store = try Store.open(path: directory + "/results/kharness.db")
-        let outcome = try await MatrixRunner(store: store).run(matrixPath: file, options: options("real"))
+        let events = EventLog()
+        let outcome = try await MatrixRunner(store: store, events: events.record).run(matrixPath: file, options: options("real"))
         let results = outcome.results
+        XCTAssertEqual(events.kernelLines.filter { $0.contains("@HEAD") && $0.hasSuffix(": building") }.count, 1,
+                       "the 6.12 kernel is prepared once for its four cells: \(events.kernelLines)")
+        XCTAssertEqual(events.kernelLines.filter { $0 == "kernel debian:6.1: fetching" }.count, 1)
+        XCTAssertEqual(events.started, 8)
         XCTAssertEqual(results.count, 8)
         XCTAssertEqual(outcome.run.state, .finished)
         XCTAssertEqual(outcome.exitCode, 0)
@@ -94,6 +99,37 @@ final class MatrixRunTests: XCTestCase {
         let same = try store.compare(runID: "real", baselineID: "real")
         XCTAssertEqual(same.entries, [])
         XCTAssertEqual(same.passingKeys, 4)
+    }
+
+    /// A kernel that cannot be prepared (a revision the tree does not have)
+    /// gives each of its cells the same ERROR without booting; the other
+    /// kernel's cells run.
+    func testAKernelThatCannotBePreparedFailsItsCellsWithoutRunningThem() async throws {
+        let tree = try await Self.tree612()
+        let file = try write("bad-rev.yaml", """
+            kernels:
+              - debian:6.1
+              - git:\(tree)@no-such-revision
+            configs: [[smmuv3]]
+            machines: [stock]
+            workloads: [boot]
+            repeat: 2
+            parallel: 2
+            """)
+        let events = EventLog()
+        let store = try Store.open(path: directory + "/results/kharness.db")
+        let outcome = try await MatrixRunner(store: store, events: events.record).run(matrixPath: file, options: options("badrev"))
+        XCTAssertEqual(outcome.exitCode, 3)
+        XCTAssertEqual(outcome.run.state, .finished)
+        XCTAssertEqual(events.started, 2, "only the Debian kernel's cells boot")
+        for result in outcome.results where result.cell.kernel.hasPrefix("git:") {
+            XCTAssertEqual(result.outcome?.status, .error)
+            XCTAssertEqual(result.outcome?.end, "bad-input")
+            XCTAssertTrue(result.outcome?.reason.contains("unknown revision 'no-such-revision'") == true,
+                          result.outcome?.reason ?? "")
+            XCTAssertNil(result.cell.harnessRunID)
+        }
+        XCTAssertEqual(outcome.results.filter { $0.outcome?.status == .pass }.count, 2)
     }
 
     /// A kernel that really panics (no init: it cannot mount a root) against
@@ -277,4 +313,24 @@ final class MatrixRunTests: XCTestCase {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: kharness), "build the kharness executable first (scripts/test does)")
         return kharness
     }
+}
+
+/// What a matrix run reported, for assertions.
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var kernels: [String] = []
+    private var startedCells = 0
+
+    func record(_ event: MatrixEvent) {
+        lock.lock()
+        defer { lock.unlock() }
+        switch event {
+        case .kernel(let line): kernels.append(line)
+        case .cellStarted: startedCells += 1
+        default: break
+        }
+    }
+
+    var kernelLines: [String] { lock.lock(); defer { lock.unlock() }; return kernels }
+    var started: Int { lock.lock(); defer { lock.unlock() }; return startedCells }
 }
