@@ -63,7 +63,10 @@ public enum EmailReport {
             out += wrap("The console log:") + "\n\n  " + Escape.line(console) + "\n\n"
         }
         out += wrap("The report:") + "\n\n"
-        let lines = Escape.plain(issue.text).split(separator: "\n", omittingEmptySubsequences: false)
+        // A violation or a bare failure is shown with what the console adds (the
+        // oops a freed PASID causes); a kernel report is its own text.
+        let text = ["pasid-lifetime", "verdict"].contains(issue.category) ? cell.excerpt(maxLines: .max) : issue.text
+        let lines = Escape.plain(text).split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines.prefix(excerptLines) { out += mboxSafe(String(line)) + "\n" }
         if lines.count > excerptLines { out += "[... \(lines.count - excerptLines) more lines in the console log]\n" }
         out += "\n-- \n" + wrap("kharness, the arm64 IOMMU regression harness. Reply to this mail to discuss the report.") + "\n"

@@ -153,6 +153,9 @@ final class StoreReportTests: XCTestCase {
         XCTAssertEqual(messages.count, issues.count, "every issue is new: \(email.stdout)")
         let first = try XCTUnwrap(messages.first)
         XCTAssertTrue(first.hasPrefix("Subject: [kharness] \(violation)\n"), first)
+        let oops = try XCTUnwrap(cell.activeReports.first?.text.split(separator: "\n").first)
+        XCTAssertTrue(first.contains("The report:\n\n\(violation)\n"), first)
+        XCTAssertTrue(first.contains("\n\n\(oops)\n"), "the oops the violation caused is in the same mail")
         XCTAssertTrue(first.contains("  patch 1/1:  "), first)
         XCTAssertTrue(first.contains("  base:       HEAD (\(build.baseCommit.prefix(12)))"), first)
         // The reproducer, its continuation lines joined, is the cell's command.
