@@ -6,10 +6,19 @@ import Support
 /// The guest decides how much it prints, so the follower never holds more
 /// than one chunk and reports how much it has seen; the harness stops a guest
 /// whose console passes its limit.
+///
+/// libvirt hands file-backed character devices to virtlogd, which rolls the
+/// file over at its `max_size` (2 MiB by default): it renames the file to
+/// `<path>.0` and starts a new one. The follower reads the old file to its
+/// end and goes on with the new one, so `bytesRead` counts everything the
+/// guest wrote.
 public final class ConsoleFollower {
     public let path: String
     public private(set) var bytesRead: Int = 0
+    /// Times the file was rolled over under the follower.
+    public private(set) var rollovers = 0
     private var handle: FileHandle?
+    private var inode: UInt64 = 0
     private let chunkSize: Int
 
     public init(path: String, chunkSize: Int = 1 << 20) {
@@ -22,13 +31,40 @@ public final class ConsoleFollower {
     /// New bytes since the last call, at most one chunk; empty when none.
     public func read() -> Data {
         if handle == nil {
-            handle = FileHandle(forReadingAtPath: path)
-            guard handle != nil else { return Data() }
+            guard let opened = FileHandle(forReadingAtPath: path) else { return Data() }
+            handle = opened
+            inode = Self.inode(of: opened.fileDescriptor) ?? 0
         }
         guard let handle else { return Data() }
-        let data = (try? handle.read(upToCount: chunkSize)) ?? Data()
+        var data = (try? handle.read(upToCount: chunkSize)) ?? Data()
+        if data.isEmpty, let current = Self.inode(atPath: path), current != inode {
+            // Rolled over. virtlogd's last write to the old file came before
+            // the rename this stat saw: read what it added since, then go on
+            // with the new file.
+            data = (try? handle.read(upToCount: chunkSize)) ?? Data()
+            if !data.isEmpty {
+                bytesRead += data.count
+                return data
+            }
+            guard let next = FileHandle(forReadingAtPath: path) else { return Data() }
+            try? handle.close()
+            self.handle = next
+            inode = Self.inode(of: next.fileDescriptor) ?? 0
+            rollovers += 1
+            data = (try? next.read(upToCount: chunkSize)) ?? Data()
+        }
         bytesRead += data.count
         return data
+    }
+
+    private static func inode(of descriptor: Int32) -> UInt64? {
+        var info = stat()
+        return fstat(descriptor, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+
+    private static func inode(atPath path: String) -> UInt64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
     }
 }
 

@@ -45,6 +45,14 @@ final class OutcomeTests: XCTestCase {
         XCTAssertTrue(o.reason.hasPrefix("guest stopped before @@kharness done; last console line: "), o.reason)
     }
 
+    /// A guest that floods its trace port is stopped and fails, like one
+    /// that floods its console.
+    func testTraceFloodIsFail() throws {
+        let o = decideOutcome(analysis: try analysis("boot-pass.log"), end: .traceFlood(limitBytes: 64 << 20), workload: "sva")
+        XCTAssertEqual(o.status, .fail)
+        XCTAssertEqual(o.reason, "trace flood: the guest wrote more than 64 MiB to its trace port")
+    }
+
     func testDoneWithoutScenariosIsMissForAWorkloadButPassForBoot() {
         var c = ConsoleClassifier()
         c.feed(Array("[    0.000000] Booting Linux on physical CPU 0x0\n@@kharness done\n".utf8))
