@@ -138,6 +138,14 @@ unread() {
 }
 
 hand_over_trace() {
+	# Every workload process has released its files before tracing stops,
+	# so a binding still live at the end of the trace was never released
+	# (the workload reaps its own; this waits for stragglers, briefly).
+	tries=0
+	while pidof kharness-sva > /dev/null && [ $tries -lt 40 ]; do
+		sleep 0.05
+		tries=$((tries + 1))
+	done
 	echo 0 > "$tracing/tracing_on"
 	overruns=$(cat "$tracing"/per_cpu/cpu*/stats 2>/dev/null |
 		   awk '/^overrun:/ { n += $2 } END { print n + 0 }')
