@@ -6,8 +6,11 @@ public enum Files {
     /// harness killed mid-write) never sees half a file.
     public static func writeAtomically(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
+        // Unique per call, not just per process: a matrix runs cells in
+        // parallel threads that may write the same cache file at once, and a
+        // shared temporary name let one thread rename the other's file away.
         let tmp = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
         try data.write(to: tmp)
         if rename(tmp.path, url.path) != 0 {
             let err = String(cString: strerror(errno))

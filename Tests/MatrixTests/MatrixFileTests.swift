@@ -166,3 +166,33 @@ final class MatrixFileTests: XCTestCase {
         XCTAssertEqual(progress.line, "1/4 done, 1 running, 1 failed, ETA 0:13")
     }
 }
+
+/// Cells run in parallel threads of one process and may write the same
+/// cache file (an initramfs, its memo) at the same moment.
+final class ParallelWriteTests: XCTestCase {
+    func testAtomicWritesOfOneFileFromManyThreadsAllSucceed() throws {
+        let directory = NSTemporaryDirectory() + "kharness-writes-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/entry"
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: 400) { i in
+            do {
+                try Files.writeAtomically(String(repeating: "\(i % 10)", count: 4096), to: path)
+            } catch {
+                failures.add()
+            }
+        }
+        XCTAssertEqual(failures.value, 0)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertEqual(Set(text).count, 1, "one writer's whole content, never a mix")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["entry"], "no temporary left")
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        func add() { lock.lock(); count += 1; lock.unlock() }
+        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    }
+}

@@ -132,6 +132,44 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertEqual(outcome.results.filter { $0.outcome?.status == .pass }.count, 2)
     }
 
+    /// The issue's baseline: the same matrix without the series. A series
+    /// that plants a WARNING in the SMMUv3 driver's probe is built once for
+    /// its cells; without it the kernel boots clean; the comparison names
+    /// the WARNING as the one new issue.
+    func testASeriesComparedAgainstTheSameMatrixWithoutIt() async throws {
+        let tree = try await Self.tree612()
+        let file = try write("series.yaml", """
+            kernels:
+              - name: "6.12"
+                spec: git:\(tree)@HEAD
+                series: \(Self.repositoryRoot)/guest/patches/smmu-probe-warning-6.12.patch
+            configs: [[smmuv3, trace, modules]]
+            machines: [stock]
+            workloads: [boot]
+            repeat: 2
+            parallel: 2
+            """)
+        let store = try Store.open(path: directory + "/results/kharness.db")
+        let patched = try await MatrixRunner(store: store).run(matrixPath: file, options: options("patched"))
+        var without = options("clean")
+        without.withoutSeries = true
+        let clean = try await MatrixRunner(store: store).run(matrixPath: file, options: without)
+
+        XCTAssertEqual(clean.exitCode, 0, "\(clean.results.map { $0.outcome?.reason ?? "-" })")
+        XCTAssertTrue(clean.results.allSatisfy { $0.cell.series == nil })
+        XCTAssertEqual(patched.exitCode, 1)
+        XCTAssertTrue(patched.results.allSatisfy { $0.cell.series?.hasSuffix("smmu-probe-warning-6.12.patch") == true })
+        XCTAssertNotEqual(patched.results.first?.cell.kernelIdentity, clean.results.first?.cell.kernelIdentity)
+
+        let comparison = try store.compare(runID: "patched", baselineID: "clean")
+        XCTAssertEqual(comparison.entries.map(\.change), [.new], comparison.table())
+        let issue = try XCTUnwrap(comparison.entries.first?.issue)
+        XCTAssertEqual(issue.category, "warning")
+        XCTAssertTrue(issue.title.contains("arm_smmu_device_probe"), issue.title)
+        XCTAssertEqual(comparison.entries.first?.run, SideCount(failing: 2, usable: 2, total: 2, statuses: ["FAIL", "FAIL"]),
+                       comparison.table() + "\(patched.results.map { $0.outcome?.reason ?? "-" })")
+    }
+
     /// A kernel that really panics (no init: it cannot mount a root) against
     /// one that boots: the panic's signature is new one way, fixed the other,
     /// still failing against itself.
