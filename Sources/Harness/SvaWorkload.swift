@@ -45,7 +45,7 @@ struct SvaWorkloadBuilder {
         guard result.succeeded else {
             throw HarnessError.infrastructure("guest/workload", "build failed: \(result.lastErrorLine)")
         }
-        try FileManager.default.moveItem(atPath: "\(work)/workload/kharness-sva", toPath: binary)
+        try publish("\(work)/workload/kharness-sva", to: binary)
         return binary
     }
 
@@ -63,8 +63,17 @@ struct SvaWorkloadBuilder {
         guard result.succeeded else {
             throw HarnessError.infrastructure("guest/driver", "module build against \(objectDirectory) failed: \(result.lastErrorLine)")
         }
-        try FileManager.default.moveItem(atPath: "\(work)/driver/sva_accel.ko", toPath: module)
+        try publish("\(work)/driver/sva_accel.ko", to: module)
         return module
+    }
+
+    /// Moves a build output into the cache with rename(2), which replaces an
+    /// entry another run (a parallel matrix cell) put there meanwhile from
+    /// the same inputs, where FileManager.moveItem would fail.
+    private func publish(_ source: String, to destination: String) throws {
+        guard rename(source, destination) == 0 else {
+            throw HarnessError.infrastructure(destination, "cannot move the build into the cache: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Copies guest sources to a scratch directory, so builds never write
