@@ -141,7 +141,10 @@ final class GuestWatch {
         if line.contains("@@kharness done") { sawDone = true }
     }
 
+    /// Reads what is left (virtlogd may write the last lines after the
+    /// domain is gone) and ends the console and the trace.
     func finish() -> ConsoleAnalysis {
+        drain()
         if let last = splitter.finish() { observe(last) }
         finishTrace()
         return classifier.finish()
