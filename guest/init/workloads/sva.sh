@@ -70,15 +70,34 @@ ioasid_alloc ioasid_alloc
 sva_bind iommu_sva_bind_device
 '
 
+# The probed functions this kernel has, found in one pass over
+# available_filter_functions and, for those not there, one over kallsyms:
+# a grep per function took 0.4-0.5 s each under TCG, 10-15 s a run.
+find_functions() {
+	wanted=$(printf '%s\n%s\n' "$kprobes" "$kretprobes" | awk 'NF >= 2 { print $2 }' | sort -u | tr '\n' ' ')
+	found=$(awk -v names="$wanted" 'BEGIN { n = split(names, a, " "); for (i = 1; i <= n; i++) w[a[i]] = 1 }
+		($1 in w) && !($1 in seen) { seen[$1] = 1; print $1 }' \
+		"$tracing/available_filter_functions" 2>/dev/null | tr '\n' ' ')
+	missing=
+	for fn in $wanted; do
+		case " $found " in *" $fn "*) ;; *) missing="$missing $fn" ;; esac
+	done
+	[ -n "$missing" ] && found="$found $(awk -v names="$missing" \
+		'BEGIN { n = split(names, a, " "); for (i = 1; i <= n; i++) w[a[i]] = 1 }
+		($2 == "t" || $2 == "T") && ($3 in w) { print $3 }' /proc/kallsyms 2>/dev/null | tr '\n' ' ')"
+	known_functions=" $found "
+}
+
 has_function() {
-	grep -q "^$1\$" "$tracing/available_filter_functions" 2>/dev/null ||
-		grep -q " [tT] $1\$" /proc/kallsyms 2>/dev/null
+	case "$known_functions" in *" $1 "*) return 0 ;; esac
+	return 1
 }
 
 setup_tracing() {
 	echo 0 > "$tracing/tracing_on"
 	echo 8192 > "$tracing/buffer_size_kb" 2>/dev/null
 	echo 1 > /proc/sys/kernel/ftrace_dump_on_oops 2>/dev/null
+	find_functions
 	echo "$kprobes" | while read -r event fn args; do
 		[ -n "$fn" ] || continue
 		has_function "$fn" || continue
