@@ -56,6 +56,7 @@ let package = Package(
             name: "Report",
             dependencies: ["Store", "Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(name: "Bisect", dependencies: ["Harness", "Kernel", "Classify", "Support"]),
         .executableTarget(
             name: "kharness",
             dependencies: [
@@ -63,6 +64,7 @@ let package = Package(
                 "Store",
                 "Matrix",
                 "Report",
+                "Bisect",
                 "Classify",
                 "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -77,6 +79,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Harness", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "Harness", "Classify", "Support"]),
+        .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness"]),
     ],
     swiftLanguageModes: [.v5]
 )

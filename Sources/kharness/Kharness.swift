@@ -33,6 +33,7 @@ struct Kharness: AsyncParsableCommand {
             MatrixCommand.self,
             CompareCommand.self,
             ReportCommand.self,
+            BisectCommand.self,
         ]
     )
 }
