@@ -1,4 +1,5 @@
 import Foundation
+import Harness
 import Support
 
 /// Runs one commit through the harness. The real one builds and boots it
@@ -25,6 +26,9 @@ public final class BisectDriver: @unchecked Sendable {
     private let events: @Sendable (String) -> Void
     private var state: BisectState
     private var git: GitBisect!
+    /// Held for the whole bisect, so Ctrl-C between runs (git, bookkeeping)
+    /// stops it as cleanly as Ctrl-C during one.
+    private var signals: SignalWatch?
 
     /// `directory` holds the state, git's clone and the lock
     /// (`BisectState.directory(cache:tree:)` for the real thing).
@@ -57,6 +61,9 @@ public final class BisectDriver: @unchecked Sendable {
     public func run() async throws -> BisectReport {
         let lock = try BisectLock(directory: directory)
         defer { lock.unlock() }
+        let signals = SignalWatch(signals: [SIGINT, SIGTERM])
+        self.signals = signals
+        defer { signals.stop() }
         if let report = state.report {
             events("this bisect finished before; its answer:")
             return report
@@ -92,6 +99,7 @@ public final class BisectDriver: @unchecked Sendable {
                     try state.save(to: directory)
                 }
                 events("  \(decision.verdict.rawValue): \(decision.note)")
+                try checkSignals()
                 step = try await git.mark(commit, decision.verdict)
                 continue
             case .found(let commit):
@@ -204,6 +212,7 @@ public final class BisectDriver: @unchecked Sendable {
     }
 
     private func runOnce(_ commit: String, key: String, extraPatch: String? = nil) async throws {
+        try checkSignals()
         let started = ContinuousClock.now
         var run = try await runner.run(commit: commit, extraPatch: extraPatch)
         if run.wasInterrupted {
@@ -225,6 +234,11 @@ public final class BisectDriver: @unchecked Sendable {
             what = "\(run.status.rawValue): \(run.reason)"
         }
         events(String(format: "  run %@: %@ (%.1f s)", run.runID, what, run.timings.wall))
+        try checkSignals()
+    }
+
+    private func checkSignals() throws {
+        if let signal = signals?.received { throw BisectInterrupted(signal: SignalWatch.name(signal)) }
     }
 
     /// Builds the bad revision with the culprit reverted on top (after the
