@@ -90,9 +90,8 @@ public final class BisectDriver: @unchecked Sendable {
             switch step {
             case .test(let commit):
                 let subject = await git.subject(commit)
-                if state.decisions[commit] == nil {
-                    events("step \(state.order.count + 1): \(commit.prefix(12)) \(subject)")
-                }
+                let number = (state.order.firstIndex(of: commit) ?? state.order.count) + 1
+                events("step \(number): \(commit.prefix(12)) \(subject)" + (state.decisions[commit] == nil ? "" : " (recorded)"))
                 let decision = try await decide(commit)
                 if !state.order.contains(commit) {
                     state.order.append(commit)
