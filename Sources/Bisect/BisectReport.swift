@@ -67,7 +67,7 @@ public struct BisectReport: Codable, Sendable, Equatable {
             lines += candidates.map { "  \($0)" }
         }
         lines.append("failure hunted: \(hunted)" + (huntedExample.isEmpty ? "" : " (as in \"\(huntedExample)\")"))
-        lines.append(String(format: "confidence: %.3f (the failure showed in %d of %d run(s) of commits that have it; estimated rate %.2f)",
+        lines.append(String(format: "confidence: %.4f (the failure showed in %d of %d run(s) of commits that have it; estimated rate %.2f)",
                             confidence, reproduction.hits, reproduction.runs, reproduction.estimate))
         if !evidence.isEmpty {
             lines.append("evidence:")
