@@ -264,9 +264,14 @@ struct MatrixParser {
                 throw fail(node, field, error.reason)
             }
             switch spec {
-            case .git(let tree, let revision): return .git(tree: path(tree), revision: revision)
-            case .image(let image, let modules): return .image(path: path(image), modules: modules.map(path))
-            case .debian: return spec
+            case .git(let tree, let revision):
+                guard Files.isDirectory(path(tree)) else { throw fail(node, field, "tree '\(path(tree))' is not a directory") }
+                return .git(tree: path(tree), revision: revision)
+            case .image(let image, let modules):
+                guard Files.exists(path(image)) else { throw fail(node, field, "image '\(path(image))' does not exist") }
+                return .image(path: path(image), modules: modules.map(path))
+            case .debian:
+                return spec
             }
         }
         if case .scalar(let scalar) = node {

@@ -27,8 +27,12 @@ final class MatrixFileTests: XCTestCase {
         }
     }
 
-    func testTheExampleExpandsKernelsConfigsMachinesWorkloadsAndRepeats() throws {
-        let (matrix, _) = try MatrixFile.load(path: Self.repositoryRoot + "/examples/matrix.yaml")
+    func testTheExampleExpandsKernelsConfigsMachinesWorkloadsAndRepeats() async throws {
+        // The example names the tree where scripts/kernel-source puts it with the default cache.
+        let example = Self.repositoryRoot + "/examples/matrix.yaml"
+        let text = try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(
+            of: "/var/cache/kharness/kernel-source/linux-6.12", with: try await MatrixRunTests.tree612())
+        let matrix = try MatrixFile.parse(text, file: example)
         XCTAssertEqual(matrix.name, "smmu-smoke")
         XCTAssertEqual(matrix.kernels.map(\.name), ["debian:6.1", "6.12"])
         XCTAssertEqual(matrix.machines.map(\.name), ["stock", "lazy", "nosmmu"])
@@ -47,6 +51,7 @@ final class MatrixFileTests: XCTestCase {
     func testScenarioSetsAreCellsAndSeriesCanBeDropped() throws {
         let dir = NSTemporaryDirectory() + "kharness-matrix-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir + "/patches", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/linux", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let text = """
             kernels:
@@ -121,6 +126,12 @@ final class MatrixFileTests: XCTestCase {
             machines: [stock]
             workloads: [boot]
             """), "/m/matrix.yaml:3:13: kernels[0].series: '/m/x.mbox' does not exist")
+        XCTAssertEqual(error("""
+            kernels:
+              - git:/nonexistent/linux@v6.12
+            machines: [stock]
+            workloads: [boot]
+            """), "/m/matrix.yaml:2:5: kernels[0]: tree '/nonexistent/linux' is not a directory")
         XCTAssertEqual(error("""
             kernels: [debian:6.1]
             machines: [stock]
