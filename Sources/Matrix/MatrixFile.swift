@@ -97,7 +97,7 @@ public struct MatrixFile: Sendable, Equatable {
         return try MatrixParser(file: file, base: (Files.absolute(file) as NSString).deletingLastPathComponent).matrix(root)
     }
 
-    static func yamlError(_ error: YamlError, file: String) -> HarnessError {
+    public static func yamlError(_ error: YamlError, file: String) -> HarnessError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
              .composer(_, let problem, let mark, _):
@@ -139,17 +139,24 @@ public struct MatrixFile: Sendable, Equatable {
     }
 }
 
-/// Walks the YAML node tree, keeping each node's mark for its error.
-struct MatrixParser {
+/// Walks the YAML node tree, keeping each node's mark for its error (the
+/// nightly config is read with it too, so both name file:line:column: field).
+public struct MatrixParser {
     let file: String
     let base: String
 
-    func fail(_ node: Node?, _ field: String, _ reason: String) -> HarnessError {
+    /// `base`: the directory relative paths are resolved against.
+    public init(file: String, base: String) {
+        self.file = file
+        self.base = base
+    }
+
+    public func fail(_ node: Node?, _ field: String, _ reason: String) -> HarnessError {
         let mark = node?.mark.map { "\($0.line):\($0.column)" } ?? "1:1"
         return .badInput("\(file):\(mark)", "\(field): \(reason)")
     }
 
-    func mapping(_ node: Node, _ field: String, known: [String]) throws -> [(String, Node, Node)] {
+    public func mapping(_ node: Node, _ field: String, known: [String]) throws -> [(String, Node, Node)] {
         guard case .mapping(let mapping) = node else { throw fail(node, field, "must be a mapping") }
         var pairs: [(String, Node, Node)] = []
         for (key, value) in mapping {
@@ -163,7 +170,7 @@ struct MatrixParser {
         return pairs
     }
 
-    func string(_ node: Node, _ field: String) throws -> String {
+    public func string(_ node: Node, _ field: String) throws -> String {
         guard case .scalar(let scalar) = node, !scalar.string.isEmpty else { throw fail(node, field, "must be a non-empty string") }
         return scalar.string
     }
@@ -174,7 +181,7 @@ struct MatrixParser {
         return Array(sequence)
     }
 
-    func int(_ node: Node, _ field: String, in range: ClosedRange<Int>) throws -> Int {
+    public func int(_ node: Node, _ field: String, in range: ClosedRange<Int>) throws -> Int {
         guard let value = node.int, range.contains(value) else {
             throw fail(node, field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
@@ -205,7 +212,7 @@ struct MatrixParser {
         return words
     }
 
-    func path(_ text: String) -> String { text.hasPrefix("/") ? text : Files.absolute(base + "/" + text) }
+    public func path(_ text: String) -> String { text.hasPrefix("/") ? text : Files.absolute(base + "/" + text) }
 
     func matrix(_ root: Node) throws -> MatrixFile {
         let fields = ["name", "kernels", "configs", "machines", "workloads", "repeat", "parallel", "connections",
