@@ -57,6 +57,11 @@ let package = Package(
             dependencies: ["Store", "Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "Bisect", dependencies: ["Harness", "Kernel", "Classify", "Support"]),
+        .target(
+            name: "Nightly",
+            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "Kernel", "Support",
+                           .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "kharness",
             dependencies: [
@@ -65,6 +70,7 @@ let package = Package(
                 "Matrix",
                 "Report",
                 "Bisect",
+                "Nightly",
                 "Classify",
                 "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -80,6 +86,7 @@ let package = Package(
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "Harness", "Classify", "Support"]),
         .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness"]),
+        .testTarget(name: "NightlyTests", dependencies: ["Nightly", "Matrix", "Store", "Kernel", "Support"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -34,6 +34,7 @@ struct Kharness: AsyncParsableCommand {
             CompareCommand.self,
             ReportCommand.self,
             BisectCommand.self,
+            NightlyCommand.self,
         ]
     )
 }
