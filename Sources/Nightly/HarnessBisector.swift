@@ -17,8 +17,8 @@ public struct HarnessBisector: RegressionBisector {
     }
 
     public func bisect(tree: String, good: String, bad: String, cell: CellRecord, reruns: Int) async throws -> String {
-        var policy = BisectPolicy()
-        policy.maxRuns = max(1, reruns)
+        // `reruns` bounds the runs per commit, the bad end's reproduction runs included.
+        let policy = BisectPolicy(maxRuns: max(1, reruns), reproduceRuns: max(1, reruns))
         let parameters = try await BisectParameters.resolve(
             tree: tree, good: good, bad: bad, series: cell.series, workload: cell.workload, scenarios: cell.scenarios,
             machine: cell.machineProfile, configFragments: cell.configFragments, signature: nil, policy: policy,

@@ -28,7 +28,7 @@ struct NightlyCommand: AsyncParsableCommand {
             if let reports { config.reports = Files.absolute(reports) }
             if noBisect { config.bisect = false }
             let console = MatrixConsole()
-            return try await Nightly(config: config, bisector: HarnessBisector(), say: { stderrLine("kharness: \($0)") },
+            return try await Nightly(config: config, bisector: HarnessBisector(results: config.results), say: { stderrLine("kharness: \($0)") },
                                      matrixEvents: console.show).run()
         }
         let night = outcome.night

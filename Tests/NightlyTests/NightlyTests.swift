@@ -122,6 +122,53 @@ final class NightlyTests: XCTestCase {
         XCTAssertTrue(junit.contains("<testsuite"), junit)
     }
 
+    /// A night that brings the 2022 PASID bug: the tree's branch moves from
+    /// the clean 6.12 to the head of the bisect fixture's `regression` history
+    /// (scripts/bisect-fixture, whose builds the bisect tests share); the
+    /// night fails with a new regression, exits 1, and its bisect names the
+    /// planted commit with a regzbot line.
+    func testANewRegressionFailsTheNightAndIsBisected() async throws {
+        let fixture = try XCTUnwrap(try await Command.check(Self.repositoryRoot + "/scripts/bisect-fixture", [])
+            .stdout.split(separator: "\n").last.map(String.init))
+        // A branch of our own in the fixture: the nightly tests a moving name.
+        let branch = "kharness-nightly-test-\(UUID().uuidString.prefix(8))"
+        try await git(["-C", fixture, "branch", "-f", branch, "v6.12-debian"])
+        addTeardownBlock { _ = try? await Command.run("git", ["-C", fixture, "branch", "-D", branch]) }
+        let planted = try await git(["-C", fixture, "rev-parse", "regression~7"])
+
+        _ = try write("matrix.yaml", """
+            name: nightly-regression
+            kernels:
+              - name: sva-tree
+                spec: git:\(fixture)@\(branch)
+            configs: [[smmuv3, trace, modules]]
+            machines: [sva]
+            workloads:
+              - name: sva
+                scenarios: [[exit-no-unbind]]
+            """)
+        let config = try NightlyConfig.load(path: try write("nightly.yaml", """
+            name: regression-night
+            matrix: matrix.yaml
+            bisect: true
+            bisect-reruns: 1
+            """))
+        let bisector = HarnessBisector(results: directory + "/results")
+        let one = try await Nightly(config: config, bisector: bisector).run()
+        XCTAssertEqual(one.exitCode, 0, "\(one.matrix.results.map { $0.outcome?.reason ?? "-" })")
+
+        try await git(["-C", fixture, "branch", "-f", branch, "regression"])
+        let two = try await Nightly(config: config, bisector: bisector).run()
+        XCTAssertEqual(two.exitCode, 1)
+        XCTAssertEqual(two.night.newRegressions.count, 1, "\(two.comparison?.entries ?? [])")
+        XCTAssertEqual(two.comparison?.entries(.new).first?.issue?.title.hasPrefix("PASID"), true,
+                       "\(two.comparison?.entries ?? [])")
+        XCTAssertEqual(two.night.culprits, ["#regzbot introduced: \(planted.prefix(12))"], two.bisects.joined(separator: "\n"))
+        let mail = try String(contentsOfFile: two.reportsDirectory + "/regressions.txt", encoding: .utf8)
+        XCTAssertTrue(mail.contains("Subject:"), mail)
+        XCTAssertTrue(Files.exists(two.reportsDirectory + "/bisect.txt"))
+    }
+
     func testAMalformedConfigNamesFileLineAndField() throws {
         _ = try write("matrix.yaml", "kernels: [debian:6.1]\nmachines: [stock]\nworkloads: [boot]\n")
         let cases: [(String, String)] = [
