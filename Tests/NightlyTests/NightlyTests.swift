@@ -128,8 +128,8 @@ final class NightlyTests: XCTestCase {
     /// night fails with a new regression, exits 1, and its bisect names the
     /// planted commit with a regzbot line.
     func testANewRegressionFailsTheNightAndIsBisected() async throws {
-        let fixture = try XCTUnwrap(try await Command.check(Self.repositoryRoot + "/scripts/bisect-fixture", [])
-            .stdout.split(separator: "\n").last.map(String.init))
+        let made = try await Command.check(Self.repositoryRoot + "/scripts/bisect-fixture", [])
+        let fixture = try XCTUnwrap(made.stdout.split(separator: "\n").last.map(String.init))
         // A branch of our own in the fixture: the nightly tests a moving name.
         let branch = "kharness-nightly-test-\(UUID().uuidString.prefix(8))"
         try await git(["-C", fixture, "branch", "-f", branch, "v6.12-debian"])
