@@ -10,8 +10,9 @@ public enum Observation: Sendable, Equatable {
     case miss(other: String?)
     /// The commit cannot be tested at all: it does not build or boot.
     case untestable(String)
-    /// The run says nothing about the kernel (an infrastructure ERROR, a
-    /// workload that reported nothing); run it again.
+    /// The run says nothing about the failure hunted (an infrastructure
+    /// ERROR, a workload that reported nothing, a different failure that
+    /// stopped the workload before the end); run it again.
     case inconclusive(String)
 
     public static func of(_ run: StepRun, hunting hunted: FailureSignature) -> Observation {
@@ -22,6 +23,10 @@ public enum Observation: Sendable, Equatable {
         }
         switch run.status {
         case .pass: return .miss(other: nil)
+        case .fail where run.workloadCompleted == false:
+            // It stopped the workload before the failure hunted could show:
+            // says nothing about this commit, like an infrastructure error.
+            return .inconclusive("a different failure stopped the workload: \(run.reason)")
         case .fail: return .miss(other: run.reason)
         case .skip: return .untestable("the workload cannot run: \(run.reason)")
         case .error, .miss, .buildFail: return .inconclusive("\(run.status.rawValue): \(run.reason)")

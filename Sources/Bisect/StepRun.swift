@@ -13,15 +13,20 @@ public struct StepRun: Codable, Sendable, Equatable {
     /// Every failure the run showed, as titles: PASID lifetime violations,
     /// kernel reports no suppression matched, and the verdict's reason.
     public var failureTitles: [String]
+    /// False when the workload did not get to the end: a scenario began and
+    /// gave no result, or the guest stopped or hung first. nil: not known
+    /// (taken as completed).
+    public var workloadCompleted: Bool?
     public var timings: StepTimings
 
     public init(runID: String, status: RunStatus, end: String, reason: String, failureTitles: [String],
-                timings: StepTimings) {
+                workloadCompleted: Bool? = nil, timings: StepTimings) {
         self.runID = runID
         self.status = status
         self.end = end
         self.reason = reason
         self.failureTitles = failureTitles
+        self.workloadCompleted = workloadCompleted
         self.timings = timings
     }
 
@@ -32,8 +37,10 @@ public struct StepRun: Codable, Sendable, Equatable {
         if result.status == .fail { titles.append(result.reason) }
         var unique: [String] = []
         for title in titles where !unique.contains(title) { unique.append(title) }
+        let completed = result.end == "finished" && !result.scenarios.contains { $0.status == .miss }
         self.init(runID: result.runID, status: result.status, end: result.end, reason: result.reason,
-                  failureTitles: unique, timings: StepTimings(runTimings: result.timings, wall: wall))
+                  failureTitles: unique, workloadCompleted: completed,
+                  timings: StepTimings(runTimings: result.timings, wall: wall))
     }
 
     /// True when the user (or a signal) stopped the run: not an observation.

@@ -41,6 +41,7 @@ final class BisectDecisionTests: XCTestCase {
         var rate = 1.0
         var unbuildable: Set<Int> = []
         var otherCrash: Set<Int> = []
+        var otherCrashStopsWorkload = false
         var revertCures = true
         /// After this many runs the next run is interrupted (SIGINT).
         var interruptAfter: Int?
@@ -87,12 +88,12 @@ final class BisectDecisionTests: XCTestCase {
                 let reason = "PASID 1 freed while still bound to pid \(80 + Int(uniform() * 40))"
                 return StepRun(runID: id, status: .fail, end: "finished", reason: reason,
                                failureTitles: [reason, "Unable to handle kernel NULL pointer dereference in __kmalloc_node_noprof"],
-                               timings: timings)
+                               workloadCompleted: false, timings: timings)
             }
             if otherCrash.contains(index) {
                 let reason = "WARNING in iommu_sva_unbind_device"
                 return StepRun(runID: id, status: .fail, end: "finished", reason: reason, failureTitles: [reason],
-                               timings: timings)
+                               workloadCompleted: !otherCrashStopsWorkload, timings: timings)
             }
             return StepRun(runID: id, status: .pass, end: "finished", reason: "1 scenario(s) passed",
                            failureTitles: [], timings: timings)
@@ -168,6 +169,19 @@ final class BisectDecisionTests: XCTestCase {
                                        policy: policy)
         XCTAssertEqual(other?.verdict, .good)
         XCTAssertTrue(other?.note.contains("WARNING in foo") ?? false)
+
+        let hunted = FailureSignature("PASID 1 freed while still bound to pid 2")
+        let stopped = StepRun(runID: "r", status: .fail, end: "finished", reason: "Unable to handle kernel paging request in foo",
+                              failureTitles: ["Unable to handle kernel paging request in foo"], workloadCompleted: false,
+                              timings: StepTimings())
+        XCTAssertEqual(Observation.of(stopped, hunting: hunted),
+                       .inconclusive("a different failure stopped the workload: Unable to handle kernel paging request in foo"))
+        var completed = stopped
+        completed.workloadCompleted = true
+        XCTAssertEqual(Observation.of(completed, hunting: hunted), .miss(other: "Unable to handle kernel paging request in foo"))
+        var hit = stopped
+        hit.failureTitles.append("PASID 7 freed while still bound to pid 99")
+        XCTAssertEqual(Observation.of(hit, hunting: hunted), .hit)
 
         let run = StepRun(runID: "r", status: .fail, end: "boot-failed", reason: "boot failure: no kernel output",
                           failureTitles: ["boot failure: no kernel output"], timings: StepTimings())
@@ -251,6 +265,21 @@ final class BisectDecisionTests: XCTestCase {
         XCTAssertEqual(report.firstBad, history.commits[11])
         XCTAssertFalse(report.otherFailures.isEmpty)
         XCTAssertTrue(report.otherFailures.allSatisfy { $0.contains("WARNING in iommu_sva_unbind_device") })
+    }
+
+    func testADifferentFailureThatStopsTheWorkloadIsRerunThenSkipped() async throws {
+        let history = try await History.make(count: 16, in: scratch)
+        let model = Model(commits: history.commits, culprit: 11)
+        model.otherCrash = Set(4...8)
+        model.otherCrashStopsWorkload = true
+        let report = try await bisect(history, model)
+        XCTAssertEqual(report.firstBad, history.commits[11])
+        let skipped = report.steps.filter { $0.verdict == .skip }
+        XCTAssertFalse(skipped.isEmpty, "the midpoint (8) crashes before the workload ends")
+        for step in skipped {
+            XCTAssertEqual(step.runs, 2, step.note)
+            XCTAssertTrue(step.note.contains("a different failure stopped the workload"), step.note)
+        }
     }
 
     func testResumesAfterAnInterruptionWithoutRepeatingRuns() async throws {
