@@ -191,9 +191,7 @@ public final class Nightly: @unchecked Sendable {
     private func writeReports(store: Store, runID: String, baselineID: String?, comparison: Comparison?,
                               to directory: String) throws -> [String] {
         try Files.createDirectory(directory)
-        var report = try MatrixReport.load(from: store, runID: runID)
-        let base = try baselineID.map { try MatrixReport.load(from: store, runID: $0) }
-        Regressions.annotate(&report, baseline: base, comparison: comparison, firstSeen: StoreHistory(store: store).firstSeen)
+        let report = try MatrixReport.load(from: store, runID: runID, baselineID: baselineID, comparison: comparison)
         var written: [String] = []
         let files: [(ReportFormat, String)] = [(.table, "table.txt"), (.junit, "junit.xml"), (.kcidb, "kcidb.json"),
                                                (.html, "report.html"), (.email, "regressions.txt")]

@@ -16,6 +16,19 @@ extension MatrixReport {
         let cells = try store.results(ofRun: runID).map { try ReportCell(stored: $0) }
         return MatrixReport(id: run.id, startedAt: Timestamp.iso(run.createdAt), cells: cells)
     }
+
+    /// A matrix run ready to render: loaded from the store and marked against
+    /// a baseline run by the store's comparison (`comparison`, or computed),
+    /// or without one against the store's history (an issue is new when its
+    /// signature was never seen before this run).
+    public static func load(from store: Store, runID: String, baselineID: String?,
+                            comparison: Comparison? = nil) throws -> MatrixReport {
+        var report = try load(from: store, runID: runID)
+        let base = try baselineID.map { try load(from: store, runID: $0) }
+        let comparison = try comparison ?? baselineID.map { try store.compare(runID: runID, baselineID: $0) }
+        Regressions.annotate(&report, baseline: base, comparison: comparison, firstSeen: StoreHistory(store: store).firstSeen)
+        return report
+    }
 }
 
 extension ReportCell {

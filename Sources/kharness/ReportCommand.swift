@@ -46,11 +46,7 @@ struct ReportCommand: AsyncParsableCommand {
             let path = store.db.map(Files.absolute) ?? Store.defaultPath(results: store.results)
             guard Files.exists(path) else { throw HarnessError.badInput(path, "no kharness store here (run a matrix first)") }
             let store = try self.store.open()
-            var report = try MatrixReport.load(from: store, runID: runID)
-            let base = try baseline.map { try MatrixReport.load(from: store, runID: $0) }
-            let comparison = try baseline.map { try store.compare(runID: runID, baselineID: $0) }
-            let history = StoreHistory(store: store)
-            Regressions.annotate(&report, baseline: base, comparison: comparison, firstSeen: history.firstSeen)
+            let report = try MatrixReport.load(from: store, runID: runID, baselineID: baseline)
             let data = try format.render(report, outputPath: out, artifactBaseURL: artifactURL)
             if let out {
                 try Files.createDirectory(URL(fileURLWithPath: Files.absolute(out)).deletingLastPathComponent().path)
