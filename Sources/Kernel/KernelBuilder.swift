@@ -571,7 +571,10 @@ struct MakeInvocation {
 
     var environment: [String: String] {
         ["CCACHE_BASEDIR": ccacheBase, "KBUILD_BUILD_USER": "kharness", "KBUILD_BUILD_HOST": "kharness",
-         "ARCH": KernelBuilder.arch, "CROSS_COMPILE": KernelBuilder.crossCompile, "LC_ALL": "C"]
+         "ARCH": KernelBuilder.arch, "CROSS_COMPILE": KernelBuilder.crossCompile,
+         // kbuild unexports LC_ALL, so gcc would fall back to the inherited
+         // UTF-8 locale and quote with ‘’ in the error lines BUILD_FAIL quotes.
+         "LC_ALL": "C", "LC_CTYPE": "C", "LANG": "C"]
     }
 
     func run(_ arguments: [String], onObjects: @escaping @Sendable (Int) -> Void) async throws -> Int32 {

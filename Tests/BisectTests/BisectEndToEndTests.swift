@@ -20,6 +20,14 @@ final class BisectEndToEndTests: XCTestCase {
 
     private var scratch = ""
 
+    /// `swift test` decodes the test process's output in 4 KiB pieces and
+    /// drops a piece that ends inside a UTF-8 character, and every piece after
+    /// it: whole lines keep the log of these tests complete.
+    override class func setUp() {
+        super.setUp()
+        setvbuf(stdout, nil, _IOLBF, 0)
+    }
+
     override func setUp() async throws {
         scratch = NSTemporaryDirectory() + "kharness-bisect-e2e-\(UUID().uuidString)"
         try Files.createDirectory(scratch)

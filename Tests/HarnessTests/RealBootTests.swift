@@ -125,6 +125,32 @@ final class RealBootTests: XCTestCase {
         try assertNothingLeft(result.runID)
     }
 
+    /// A console larger than virtlogd's default rollover (2 MiB) stays whole
+    /// in the run directory (scripts/setup raises the rollover above the
+    /// harness's console limit), so reports link the whole log.
+    func testAConsoleOfSeveralMegabytesIsKeptWhole() async throws {
+        var r = try request("debian:6.1")
+        r.workloadScript = try script("""
+            echo '@@kharness begin chatty'
+            yes 'kharness: a line of console padding, to go past two mebibytes of console output' | head -n 40000
+            echo '@@kharness result chatty PASS'
+            echo '@@kharness end chatty'
+
+            """)
+        r.totalTimeout = 300
+        let result = try await Runner().run(r)
+        XCTAssertEqual(result.end, "finished", result.reason)
+        XCTAssertEqual(result.status, .pass, result.reason)
+        let directory = "\(resultsRoot)/\(result.runID)"
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: directory + "/console.log")[.size] as? Int)
+        XCTAssertGreaterThan(size, 40000 * 80, "console.log lost its beginning to a rollover")
+        XCTAssertEqual(size, result.consoleBytes)
+        let text = try String(contentsOfFile: directory + "/console.log", encoding: .utf8)
+        XCTAssertTrue(text.contains("Booting Linux on physical CPU"), "the start of the console is missing")
+        XCTAssertFalse(Files.exists(directory + "/console.log.0"))
+        try assertNothingLeft(result.runID)
+    }
+
     /// Starts a run whose workload waits forever, and returns once the
     /// guest's init has spoken.
     private func startWaitingRun() async throws -> Task<RunResult, Error> {
