@@ -1,3 +1,6 @@
+import Foundation
+import Support
+
 /// Checks PASID lifetimes against device bindings and process lifetimes,
 /// from the sva workload's trace (the driver's `sva_accel` events, kprobes on
 /// the kernel's PASID and mm functions, the scheduler's fork/exit) and from
@@ -21,6 +24,30 @@ public struct PasidLifecycleOracle: Sendable {
         public var title: String
         /// The trace lines that show it, in order.
         public var evidence: [String]
+
+        public init(title: String, evidence: [String]) {
+            self.title = title
+            self.evidence = evidence
+        }
+
+        /// The category stores, comparisons and reports file violations under.
+        public static let category = "pasid-lifetime"
+
+        /// PIDs and PASID numbers differ from run to run; the kind of
+        /// violation does not, so the same bug has the same signature.
+        public static func signature(title: String) -> String {
+            let shape = title.replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
+            return "lifecycle-" + Digest.sha256(shape).prefix(12)
+        }
+
+        /// The violation as a kernel report: what keeps and compares reports
+        /// (the store, `kharness compare`) then knows the cause of the oops
+        /// that follows, not only the oops, whose signature varies with
+        /// where the corrupted slab is hit.
+        public var report: KernelReport {
+            KernelReport(category: Self.category, title: title, signature: Self.signature(title: title),
+                         guiltyFrame: nil, text: ([title] + evidence).joined(separator: "\n"), corrupted: false)
+        }
     }
 
     private struct Binding: Sendable {

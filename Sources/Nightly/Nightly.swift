@@ -146,7 +146,7 @@ public final class Nightly: @unchecked Sendable {
         var comparison: Comparison?
         if let baseline {
             comparison = try store.compare(runID: runID, baselineID: baseline.runID)
-            night.newRegressions = comparison!.entries(.new).map(\.key.description)
+            night.newRegressions = Self.newKeys(comparison!).map(\.description)
         }
 
         let reportsDirectory = config.reports ?? "\(nightDirectory)/reports"
@@ -155,25 +155,25 @@ public final class Nightly: @unchecked Sendable {
 
         var bisects: [String] = []
         if config.bisect, let comparison, let baseline, let bisector {
-            for entry in comparison.entries(.new) {
-                guard let cell = results.first(where: { $0.cell.key == entry.key })?.cell,
+            for key in Self.newKeys(comparison) {
+                guard let cell = results.first(where: { $0.cell.key == key })?.cell,
                       case .git(let tree, let badCommit) = try KernelSpec(parsing: cell.kernel),
                       let kernel = matrix.kernels.first(where: { $0.name == cell.kernelName }),
                       case .git(_, let revision) = kernel.spec,
                       let good = baseline.heads.first(where: { $0.tree == tree && $0.revision == revision })
                 else { continue }
                 guard good.commit != badCommit else {
-                    say("\(entry.key): new failure on the same commit as last night: flaky or environmental, not bisected")
+                    say("\(key): new failure on the same commit as last night: flaky or environmental, not bisected")
                     continue
                 }
-                say("bisecting \(entry.key) between \(good.commit.prefix(12)) (good) and \(badCommit.prefix(12)) (bad)")
+                say("bisecting \(key) between \(good.commit.prefix(12)) (good) and \(badCommit.prefix(12)) (bad)")
                 do {
                     let text = try await bisector.bisect(tree: tree, good: good.commit, bad: badCommit, cell: cell,
                                                          reruns: config.bisectReruns)
                     bisects.append(text)
                     night.culprits += text.split(separator: "\n").filter { $0.hasPrefix("#regzbot introduced:") }.map(String.init)
                 } catch {
-                    bisects.append("bisect of \(entry.key) failed: \(error)")
+                    bisects.append("bisect of \(key) failed: \(error)")
                 }
             }
             if !bisects.isEmpty {
@@ -185,6 +185,13 @@ public final class Nightly: @unchecked Sendable {
         try history.save(results: config.results)
         return NightlyOutcome(night: night, matrix: outcome, comparison: comparison, reportsDirectory: reportsDirectory,
                               reportFiles: reportFiles, bisects: bisects)
+    }
+
+    /// The cells with a new issue, once each (a violation and the oops it
+    /// causes are two new issues of one cell).
+    static func newKeys(_ comparison: Comparison) -> [CellKey] {
+        var seen: Set<CellKey> = []
+        return comparison.entries(.new).map(\.key).filter { seen.insert($0).inserted }
     }
 
     /// Every report format into `directory`, and one mail per new regression.

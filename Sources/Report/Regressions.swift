@@ -79,7 +79,7 @@ public enum Regressions {
                 // A lifetime violation is the cause when there is one (the oops a
                 // corrupted PASID causes later is its evidence), so it comes first.
                 for violation in cell.result.lifecycleViolations {
-                    add(lifecycleSignature(violation.title), violation.title, "pasid-lifetime", nil,
+                    add(lifecycleSignature(violation.title), violation.title, PasidLifecycleOracle.Violation.category, nil,
                         ([violation.title] + violation.evidence).joined(separator: "\n"), index)
                 }
                 let reports = cell.activeReports.filter(\.isKernelReport)
@@ -101,10 +101,7 @@ public enum Regressions {
     }
 
     /// PIDs and PASID numbers differ from run to run; the kind of violation does not.
-    static func lifecycleSignature(_ title: String) -> String {
-        let shape = title.replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
-        return "lifecycle-" + Digest.sha256(shape).prefix(12)
-    }
+    static func lifecycleSignature(_ title: String) -> String { PasidLifecycleOracle.Violation.signature(title: title) }
 
     /// The store's signature for a failure without a kernel report
     /// (`FailureIssue.verdict` in Store/Comparison.swift: keep the two equal).

@@ -58,7 +58,12 @@ extension ReportCell {
             result.end = cell.state.rawValue
         }
         if let started = cell.startedAt { result.startedAt = Timestamp.iso(started) }
-        result.reports = stored.reports.sorted { $0.ordinal < $1.ordinal }.map {
+        // The store keeps lifetime violations as reports too (for comparisons);
+        // result.json has them as violations, which the report shows apart.
+        let violationsKnown = !result.lifecycleViolations.isEmpty
+        result.reports = stored.reports.sorted { $0.ordinal < $1.ordinal }.filter {
+            !(violationsKnown && $0.category == PasidLifecycleOracle.Violation.category)
+        }.map {
             KernelReport(category: $0.category, title: $0.title, signature: $0.signature, guiltyFrame: $0.guiltyFrame,
                          text: $0.text, corrupted: $0.corrupted, suppressed: $0.suppressed, line: $0.line)
         }

@@ -23,6 +23,11 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
 
     public static func < (a: FailureIssue, b: FailureIssue) -> Bool { (a.title, a.signature) < (b.title, b.signature) }
 
+    /// The signature alone is the issue: titles may name what varies from
+    /// run to run (the PID in a PASID lifetime violation's title).
+    public static func == (a: FailureIssue, b: FailureIssue) -> Bool { a.signature == b.signature }
+    public func hash(into hasher: inout Hasher) { hasher.combine(signature) }
+
     /// The issues one cell's outcome shows: none unless it failed; the
     /// unsuppressed kernel reports when there are any; else its reason.
     public static func issues(of result: CellResult) -> [FailureIssue] {

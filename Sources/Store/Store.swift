@@ -329,7 +329,8 @@ public final class Store: Sendable {
         let state: CellState = result.end == "interrupted" ? .interrupted : .done
         try write { db in
             try Self.insert(outcome: outcome, db)
-            for (ordinal, report) in result.reports.enumerated() {
+            // Violations first: they are the cause of the reports that follow.
+            for (ordinal, report) in (result.lifecycleViolations.map(\.report) + result.reports).enumerated() {
                 try ReportRecord(cellID: cellID, attempt: attempt, ordinal: ordinal, report: report).insert(db)
             }
             for (ordinal, scenario) in result.scenarios.enumerated() {

@@ -163,6 +163,8 @@ final class NightlyTests: XCTestCase {
         XCTAssertEqual(two.night.newRegressions.count, 1, "\(two.comparison?.entries ?? [])")
         XCTAssertTrue(two.matrix.results.first?.outcome?.reason.hasPrefix("PASID") == true,
                       "\(two.matrix.results.map { $0.outcome?.reason ?? "-" })")
+        XCTAssertEqual(two.comparison?.entries(.new).first?.issue?.category, "pasid-lifetime",
+                       "the violation leads the new issues: \(two.comparison?.entries ?? [])")
         XCTAssertEqual(two.night.culprits, ["#regzbot introduced: \(planted.prefix(12))"], two.bisects.joined(separator: "\n"))
         let mail = try String(contentsOfFile: two.reportsDirectory + "/regressions.txt", encoding: .utf8)
         XCTAssertTrue(mail.contains("Subject:") && mail.contains("PASID"), mail)

@@ -41,6 +41,35 @@ final class StoreTests: XCTestCase {
                                    signature: "0123456789abcdef", guiltyFrame: "foo", text: "Unable to handle ...",
                                    corrupted: false)
 
+    /// A PASID lifetime violation is kept as the cell's first report, so a
+    /// comparison sees the same bug in two runs as one issue still failing,
+    /// although the oops it caused hit other code each time.
+    func testALifetimeViolationIsTheIssueComparisonsFollow() throws {
+        let store = try Store.open(path: directory + "/k.db")
+        for (run, pid, oopsSignature) in [("m1", 85, "1111111111111111"), ("m2", 1203, "2222222222222222")] {
+            let cells = try makeRun(store, id: run)
+            for cell in cells {
+                let id = try XCTUnwrap(cell.id)
+                _ = try store.startCell(id, harnessRunID: "\(run)-\(id)", directory: directory + "/\(run)/\(id)",
+                                        connectionURI: nil)
+                var result = Self.result("\(run)-\(id)", .fail, reason: "PASID 1 freed while still bound to pid \(pid)")
+                result.lifecycleViolations = [.init(title: "PASID 1 freed while still bound to pid \(pid)",
+                                                    evidence: ["sva_accel_bind: pasid=1 pid=\(pid)"])]
+                var oops = Self.oops
+                oops.signature = oopsSignature
+                result.reports = [oops]
+                try store.finishCell(id, attempt: 1, result: result, wallSeconds: 1)
+            }
+        }
+        let first = try XCTUnwrap(try store.cells(ofRun: "m2").first?.id)
+        XCTAssertEqual(try store.reports(ofCell: first).map(\.category), ["pasid-lifetime", "oops"])
+
+        let comparison = try store.compare(runID: "m2", baselineID: "m1")
+        let violation = try XCTUnwrap(comparison.entries.first { $0.issue?.category == "pasid-lifetime" })
+        XCTAssertEqual(violation.change, .stillFailing, "\(comparison.entries)")
+        XCTAssertEqual(violation.issue?.signature, PasidLifecycleOracle.Violation.signature(title: "PASID 7 freed while still bound to pid 9"))
+    }
+
     func testACellsOutcomeReportsScenariosAndArtifactsAreReadBack() throws {
         let store = try Store.open(path: directory + "/k.db")
         let cells = try makeRun(store)
