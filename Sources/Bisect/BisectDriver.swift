@@ -59,7 +59,7 @@ public final class BisectDriver: @unchecked Sendable {
     }
 
     public func run() async throws -> BisectReport {
-        let lock = try BisectLock(directory: directory)
+        let lock = try BisectLock.take(directory: directory)
         defer { lock.unlock() }
         let signals = SignalWatch(signals: [SIGINT, SIGTERM])
         self.signals = signals

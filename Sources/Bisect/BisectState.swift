@@ -104,30 +104,14 @@ struct BisectState: Codable {
 
 /// An exclusive `flock` on the bisect's directory: two bisects of one tree
 /// would fight over git's bisect state.
-final class BisectLock {
-    private var descriptor: Int32
-
-    init(directory: String) throws {
-        let path = directory + "/lock"
-        descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw HarnessError.infrastructure(path, "cannot open: \(String(cString: strerror(errno)))")
-        }
-        if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            close(descriptor)
-            descriptor = -1
+enum BisectLock {
+    static func take(directory: String) throws -> FileLock {
+        do {
+            return try FileLock(path: directory + "/lock", wait: false)
+        } catch let error as HarnessError where error.reason == FileLock.heldElsewhere {
             throw HarnessError.badInput(directory, "another kharness bisect of this tree is running")
         }
     }
-
-    func unlock() {
-        guard descriptor >= 0 else { return }
-        flock(descriptor, LOCK_UN)
-        close(descriptor)
-        descriptor = -1
-    }
-
-    deinit { unlock() }
 }
 
 /// Where the bisect of a tree keeps its state: `<cache>/bisect/<tree key>`.

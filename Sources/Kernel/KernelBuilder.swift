@@ -599,30 +599,3 @@ struct MakeInvocation {
         throw HarnessError.infrastructure(name, "not found in PATH (run scripts/setup)")
     }
 }
-
-/// An exclusive `flock` on a file, so two harness processes never share one
-/// worktree and object directory at the same time.
-final class FileLock: @unchecked Sendable {
-    private var descriptor: Int32
-
-    init(path: String, wait: Bool = true) throws {
-        descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw HarnessError.infrastructure(path, "cannot open lock file: \(String(cString: strerror(errno)))")
-        }
-        if flock(descriptor, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
-            close(descriptor)
-            descriptor = -1
-            throw HarnessError.infrastructure(path, "locked by another kharness process")
-        }
-    }
-
-    func unlock() {
-        guard descriptor >= 0 else { return }
-        flock(descriptor, LOCK_UN)
-        close(descriptor)
-        descriptor = -1
-    }
-
-    deinit { unlock() }
-}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// An exclusive `flock` on a file, so two harness processes never share one
+/// kernel worktree and object directory, or one bisect, at the same time.
+public final class FileLock: @unchecked Sendable {
+    private var descriptor: Int32
+    /// The reason given when another process holds the lock.
+    public static let heldElsewhere = "locked by another kharness process"
+
+    /// `wait` false: throw at once when another process holds it.
+    public init(path: String, wait: Bool = true) throws {
+        descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw HarnessError.infrastructure(path, "cannot open lock file: \(String(cString: strerror(errno)))")
+        }
+        if flock(descriptor, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+            close(descriptor)
+            descriptor = -1
+            throw HarnessError.infrastructure(path, Self.heldElsewhere)
+        }
+    }
+
+    public func unlock() {
+        guard descriptor >= 0 else { return }
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { unlock() }
+}
