@@ -103,13 +103,10 @@ public enum Regressions {
     /// PIDs and PASID numbers differ from run to run; the kind of violation does not.
     static func lifecycleSignature(_ title: String) -> String { PasidLifecycleOracle.Violation.signature(title: title) }
 
-    /// The store's signature for a failure without a kernel report
-    /// (`FailureIssue.verdict` in Store/Comparison.swift: keep the two equal).
+    /// The store's signature and title for a failure without a kernel report
+    /// (``FailureIssue/verdict(_:category:)``), so reports and comparisons agree.
     static func verdict(_ reason: String, category: String) -> (signature: String, title: String) {
-        var stable = reason
-        if let cut = stable.range(of: "; last console line:") { stable = String(stable[..<cut.lowerBound]) }
-        stable = stable.replacingOccurrences(of: "0x[0-9a-fA-F]+", with: "N", options: .regularExpression)
-            .replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
-        return ("verdict-" + Digest.sha256(category + "\n" + stable).prefix(16), stable)
+        let issue = FailureIssue.verdict(reason, category: category)
+        return (issue.signature, issue.title)
     }
 }

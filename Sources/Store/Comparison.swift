@@ -52,7 +52,7 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
 
     /// A reason without what changes from run to run: the last console line
     /// a timeout quotes, numbers (PIDs, addresses, counts).
-    static func verdict(_ reason: String, category: String) -> FailureIssue {
+    public static func verdict(_ reason: String, category: String) -> FailureIssue {
         var stable = reason
         if let cut = stable.range(of: "; last console line:") { stable = String(stable[..<cut.lowerBound]) }
         stable = stable.replacingOccurrences(of: "0x[0-9a-fA-F]+", with: "N", options: .regularExpression)
