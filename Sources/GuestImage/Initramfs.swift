@@ -146,27 +146,32 @@ public struct InitramfsBuilder: Sendable {
     /// index files modprobe reads, as paths relative to the modules directory.
     static func moduleFiles(_ modules: InitramfsSpec.Modules) throws -> [String] {
         let depPath = modules.directory + "/modules.dep"
-        guard let dep = try? String(contentsOfFile: depPath, encoding: .utf8) else {
+        guard let dep = FileManager.default.contents(atPath: depPath) else {
             throw HarnessError.badInput(depPath, "cannot read modules.dep (run depmod)")
         }
-        var dependencies: [String: [String]] = [:]
+        // A distribution kernel lists thousands of modules, and a run needs a
+        // few: index the lines by bytes, and split only the ones visited.
+        let bytes = [UInt8](dep)
+        var dependencies: [String: ArraySlice<UInt8>] = [:]
         var byName: [String: String] = [:]
-        for line in dep.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let module = String(line[..<colon])
-            dependencies[module] = line[line.index(after: colon)...].split(separator: " ").map(String.init)
-            byName[moduleName(module)] = module
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let module = String(decoding: line[..<colon], as: UTF8.self)
+            dependencies[module] = line[(colon + 1)...]
+            byName[moduleName(line[..<colon])] = module
         }
         var wanted: [String] = []
         var seen = Set<String>()
         func visit(_ module: String) {
             guard seen.insert(module).inserted else { return }
-            for d in dependencies[module] ?? [] { visit(d) }
+            for d in (dependencies[module] ?? []).split(separator: UInt8(ascii: " ")) {
+                visit(String(decoding: d, as: UTF8.self))
+            }
             wanted.append(module)
         }
         // A module the kernel has built in needs nothing in the initramfs.
-        let builtin = Set(((try? String(contentsOfFile: modules.directory + "/modules.builtin", encoding: .utf8)) ?? "")
-            .split(separator: "\n").map { moduleName(String($0)) })
+        let builtin = Set([UInt8](FileManager.default.contents(atPath: modules.directory + "/modules.builtin") ?? Data())
+            .split(separator: UInt8(ascii: "\n")).map { moduleName($0) })
         for name in modules.names where !builtin.contains(name.replacingOccurrences(of: "-", with: "_")) {
             guard let module = byName[name] ?? byName[name.replacingOccurrences(of: "-", with: "_")] else {
                 throw HarnessError.badInput(name, "no such module in \(modules.directory)")
@@ -180,10 +185,21 @@ public struct InitramfsBuilder: Sendable {
     }
 
     /// `kernel/drivers/pci/pci-stub.ko.xz` -> `pci_stub`, as modprobe names it.
-    static func moduleName(_ path: String) -> String {
-        var base = (path as NSString).lastPathComponent
-        if let range = base.range(of: ".ko") { base = String(base[..<range.lowerBound]) }
-        return base.replacingOccurrences(of: "-", with: "_")
+    static func moduleName(_ path: String) -> String { moduleName(Array(path.utf8)[...]) }
+
+    static func moduleName(_ path: ArraySlice<UInt8>) -> String {
+        var base = path
+        if let slash = base.lastIndex(of: UInt8(ascii: "/")) { base = base[(slash + 1)...] }
+        var end = base.endIndex
+        var i = base.startIndex
+        while i + 2 < base.endIndex {
+            if base[i] == UInt8(ascii: "."), base[i + 1] == UInt8(ascii: "k"), base[i + 2] == UInt8(ascii: "o") {
+                end = i
+                break
+            }
+            i += 1
+        }
+        return String(decoding: base[..<end].map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "_") : $0 }, as: UTF8.self)
     }
 
     private func read(_ path: String) throws -> Data {

@@ -85,5 +85,12 @@ final class CpioWriterTests: XCTestCase {
         try "kernel/drivers/pci/pci-stub.ko\n".write(toFile: modules + "/modules.builtin", atomically: true, encoding: .utf8)
         XCTAssertEqual(try InitramfsBuilder.moduleFiles(.init(directory: modules, names: ["pci-stub", "x"])),
                        ["kernel/a/y-dep.ko.xz", "kernel/a/x.ko", "modules.dep", "modules.builtin"])
+        // modprobe's names: '-' and '_' alike; every dependency of a line, each once.
+        try "kernel/a/x.ko: kernel/a/y-dep.ko.xz kernel/a/z.ko\nkernel/a/y-dep.ko.xz: kernel/a/z.ko\nkernel/a/z.ko:\n"
+            .write(toFile: modules + "/modules.dep", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try InitramfsBuilder.moduleFiles(.init(directory: modules, names: ["x", "y_dep"])),
+                       ["kernel/a/z.ko", "kernel/a/y-dep.ko.xz", "kernel/a/x.ko", "modules.dep", "modules.builtin"])
+        XCTAssertEqual(InitramfsBuilder.moduleName("kernel/drivers/pci/pci-stub.ko.xz"), "pci_stub")
+        XCTAssertEqual(InitramfsBuilder.moduleName("plain"), "plain")
     }
 }
