@@ -188,8 +188,14 @@ public final class Runner: @unchecked Sendable {
                                suppressions: suppressions, events: events)
         let end = await watch.follow(domain: domain, clock: clock, signals: signals)
 
+        var poweredOff = false
+        if case .guestFinished = end, let qemuPID {
+            let powerOffStart = Date()
+            poweredOff = await Self.awaitPowerOff(qemuPID)
+            clock.record("poweroff", since: powerOffStart)
+        }
         let teardownStart = Date()
-        if !domain.destroy() || QemuProcess.isRunning(domain: domainName) {
+        if !poweredOff, !domain.destroy() || QemuProcess.isRunning(domain: domainName) {
             try? await reap(domainName: domainName, uri: request.connectionURI, pid: qemuPID)
         }
         connection.close()
@@ -215,6 +221,25 @@ public final class Runner: @unchecked Sendable {
         try Self.keepTrace(watch.trace, in: directory)
         return Self.applyLifecycle(lifecycle.violations,
                                    to: decideOutcome(analysis: analysis, end: end, workload: request.workload))
+    }
+
+    /// A guest that said done powers itself off at once (init's `poweroff
+    /// -f`): libvirt sees the power-off and QEMU exits within milliseconds.
+    /// Returns true once QEMU has exited, false when it is still running
+    /// after `limit` (then the domain is destroyed as for any other end).
+    ///
+    /// The harness does not wait for libvirt's own bookkeeping after that:
+    /// libvirt checks that the exited QEMU is gone, finds it not yet reaped,
+    /// and pauses 200 ms before looking again (the same pause costs a
+    /// destroy at least 200 ms). The domain leaves libvirt's list by itself
+    /// then; there is nothing left to stop.
+    static func awaitPowerOff(_ pid: pid_t, within limit: Duration = .seconds(1)) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if QemuProcess.hasExited(pid: pid) { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return QemuProcess.hasExited(pid: pid)
     }
 
     /// The trace as text from every channel (`trace.log`) and as parsed

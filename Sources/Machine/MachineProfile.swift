@@ -104,6 +104,18 @@ public enum QemuProcess {
         return (String(end[range.upperBound...].prefix { !$0.isWhitespace }), qemuLine)
     }
 
+    /// True when `pid` has exited: gone, or a zombie its reaper has not
+    /// collected yet (it runs nothing any more, but `kill(pid, 0)` still
+    /// finds it).
+    public static func hasExited(pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return true }
+        // "pid (comm) S ...": the state follows the command name, which may hold spaces.
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state == "Z" || state == "X"
+    }
+
     public static func isRunning(domain: String) -> Bool {
         guard let pid = pid(domain: domain) else { return false }
         return Glibc.kill(pid, 0) == 0
