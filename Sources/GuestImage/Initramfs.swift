@@ -31,6 +31,16 @@ public struct InitramfsSpec: Sendable {
     public var files: [HostFile]
     public var modules: Modules?
 
+    /// The guests' busybox: `$KHARNESS_BUSYBOX`, else the arm64 static
+    /// busybox that scripts/setup extracts from Debian's busybox-static:arm64
+    /// into the cache. Not installed: the package would replace the host's
+    /// own /bin/busybox, which initramfs-tools copies into the host's
+    /// initramfs.
+    public static func busybox(in cache: CacheDirectory) -> String {
+        if let path = ProcessInfo.processInfo.environment["KHARNESS_BUSYBOX"], !path.isEmpty { return path }
+        return cache.root + "/busybox-arm64/bin/busybox"
+    }
+
     public init(busybox: String, files: [HostFile], modules: Modules? = nil) {
         self.busybox = busybox
         self.files = files
@@ -225,13 +235,13 @@ public struct InitramfsBuilder: Sendable {
     /// "No working init found", a long way from the cause.
     static func checkBusybox(_ path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw HarnessError.badInput(path, "busybox not found (install busybox-static:arm64 with scripts/setup)")
+            throw HarnessError.badInput(path, "busybox not found (scripts/setup extracts busybox-static:arm64 there)")
         }
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 20)) ?? Data())
         let isElf = head.count == 20 && head[0] == 0x7f && head[1] == 0x45 && head[2] == 0x4c && head[3] == 0x46
         guard isElf, head[18] == 183, head[19] == 0 else {
-            throw HarnessError.badInput(path, "busybox is not an arm64 ELF binary (install busybox-static:arm64)")
+            throw HarnessError.badInput(path, "busybox is not an arm64 ELF binary (scripts/setup extracts busybox-static:arm64)")
         }
     }
 }

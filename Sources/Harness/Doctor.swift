@@ -1,4 +1,5 @@
 import Foundation
+import GuestImage
 import Machine
 import Support
 
@@ -34,11 +35,11 @@ public enum Doctor {
                             detail: qemu?.succeeded == true ? qemuLine : "\(MachineProfile.stockEmulator) not found",
                             fix: "QEMU 10 (qemu-system-arm from bookworm-backports): \(setup)"))
 
-        let busybox = ProcessInfo.processInfo.environment["KHARNESS_BUSYBOX"] ?? "/bin/busybox"
+        let busybox = InitramfsSpec.busybox(in: .fromEnvironment())
         let file = try? await Command.run("file", ["-b", busybox])
         let isArm = file?.stdout.contains("ARM aarch64") == true
         checks.append(Check(name: "busybox", ok: isArm, detail: isArm ? "\(busybox): arm64 static" : "\(busybox) is not an arm64 binary",
-                            fix: "busybox-static:arm64: \(setup)"))
+                            fix: "busybox-static:arm64, extracted into the cache: \(setup)"))
 
         let gcc = try? await Command.run("aarch64-linux-gnu-gcc", ["-dumpfullversion"])
         checks.append(Check(name: "cross-compiler", ok: gcc?.succeeded == true,

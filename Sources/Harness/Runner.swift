@@ -347,8 +347,8 @@ public final class Runner: @unchecked Sendable {
             let names = Self.declaredModules(in: (try? String(contentsOfFile: workloadPath, encoding: .utf8)) ?? "")
             modules = InitramfsSpec.Modules(directory: directory, names: names)
         }
-        let busybox = ProcessInfo.processInfo.environment["KHARNESS_BUSYBOX"] ?? "/bin/busybox"
-        return try InitramfsBuilder(cache: cache).build(InitramfsSpec(busybox: busybox, files: files, modules: modules))
+        return try InitramfsBuilder(cache: cache).build(InitramfsSpec(busybox: InitramfsSpec.busybox(in: cache),
+                                                                      files: files, modules: modules))
     }
 
     /// A workload names the kernel modules it may load in a header line

@@ -48,7 +48,7 @@ final class CpioWriterTests: XCTestCase {
         let script = dir + "/init"
         try "#!/bin/sh\n".write(toFile: script, atomically: true, encoding: .utf8)
         let builder = InitramfsBuilder(cache: CacheDirectory(root: dir + "/cache"))
-        let spec = InitramfsSpec(busybox: "/bin/busybox", files: [.init(hostPath: script, guestPath: "/init", mode: 0o755)])
+        let spec = InitramfsSpec(busybox: InitramfsSpec.busybox(in: .fromEnvironment()), files: [.init(hostPath: script, guestPath: "/init", mode: 0o755)])
         let first = try builder.build(spec)
         XCTAssertFalse(first.cacheHit)
         let second = try builder.build(spec)
