@@ -52,8 +52,12 @@
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define NO_PASID	SVA_ACCEL_NO_PASID
 
-/* Canary pages at the same address in every process of the workload. */
-#define CANARY_VA	0x3a5a00000000UL
+/*
+ * Canary pages at the same address in every process of the workload, below
+ * 2^38: a 4K-page arm64 kernel may have 39-bit user addresses (6.1's
+ * default), and mmap() hands out the top of that space first.
+ */
+#define CANARY_VA	0x3a5a000000UL
 #define CANARY_PAGES	16
 /* A scenario that has not finished by then is killed and fails. */
 #define SCENARIO_TIMEOUT_S	60
