@@ -18,11 +18,11 @@ struct SvaWorkloadBuilder {
 
     func build(kernel: KernelArtifacts, build: KernelBuild?, logDirectory: String) async throws -> Output {
         let program = try await buildProgram(logDirectory: logDirectory)
-        guard let build, let objectDirectory = build.objectDirectory else {
+        guard let build, build.objectDirectory != nil else {
             return Output(module: nil, moduleMissing: "no kbuild tree for \(kernel.identity): the driver is built only for git: kernels",
                           program: program)
         }
-        let module = try await buildModule(build: build, objectDirectory: objectDirectory, logDirectory: logDirectory)
+        let module = try await buildModule(build: build, logDirectory: logDirectory)
         return Output(module: module, moduleMissing: nil, program: program)
     }
 
@@ -49,7 +49,7 @@ struct SvaWorkloadBuilder {
         return binary
     }
 
-    private func buildModule(build: KernelBuild, objectDirectory: String, logDirectory: String) async throws -> String {
+    private func buildModule(build: KernelBuild, logDirectory: String) async throws -> String {
         let inputs = try sourcesDigest("\(guest)/driver", files: ["Kbuild", "Makefile", "sva_accel.c", "sva_accel_trace.h", "sva_accel_uapi.h"])
         let key = Digest.sha256(inputs + "\n" + build.cacheKey)
         let out = try cache.directory("modules", "sva_accel-\(key)")
@@ -57,11 +57,14 @@ struct SvaWorkloadBuilder {
         if Files.exists(module) { return module }
         let work = try stage(["driver"], key: key)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let result = try await Command.run("make", ["-C", "\(work)/driver", "KDIR=\(objectDirectory)",
-                                                    "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"])
-        try Files.writeAtomically(result.stdout + result.stderr, to: "\(logDirectory)/module-build.log")
-        guard result.succeeded else {
-            throw HarnessError.infrastructure("guest/driver", "module build against \(objectDirectory) failed: \(result.lastErrorLine)")
+        let kernels = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory())
+        try await kernels.withObjectDirectory(of: build) { objectDirectory in
+            let result = try await Command.run("make", ["-C", "\(work)/driver", "KDIR=\(objectDirectory)",
+                                                        "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"])
+            try Files.writeAtomically(result.stdout + result.stderr, to: "\(logDirectory)/module-build.log")
+            guard result.succeeded else {
+                throw HarnessError.infrastructure("guest/driver", "module build against \(objectDirectory) failed: \(result.lastErrorLine)")
+            }
         }
         try publish("\(work)/driver/sva_accel.ko", to: module)
         return module

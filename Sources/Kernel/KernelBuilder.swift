@@ -146,11 +146,14 @@ public struct KernelBuilder: Sendable {
             """)
         let buildsRoot = try cache.directory("kernel-builds")
         let entry = buildsRoot + "/" + key
+        let treeKey = Self.treeKey(tree)
 
         if !request.rebuild, var cached = Self.loadEntry(entry) {
             Self.markUsed(entry)
             cached.cacheHit = true
             cached.tree = tree
+            // The entry may come from another checkout of the same commit.
+            cached.objectDirectory = objectDirectory(treeKey: treeKey, configHash: fragments.hash)
             cached.revision = request.revision
             cached.objectsBuilt = 0
             finish("cache")
@@ -161,9 +164,8 @@ public struct KernelBuilder: Sendable {
         }
         finish("cache")
 
-        let treeKey = String(Digest.sha256(tree).prefix(16))
         let workDir = try cache.directory("kernel-work", treeKey)
-        let lock = try FileLock(path: workDir + "/.lock")
+        let lock = try await FileLock.acquire(path: workDir + "/.lock")
         defer { lock.unlock() }
         let clone = try await sharedClone(of: tree, key: treeKey)
 
@@ -174,37 +176,37 @@ public struct KernelBuilder: Sendable {
             finish("patch")
         }
 
-        enter(.checkout)
-        let src = workDir + "/src"
-        let obj = try cache.directory("kernel-work", treeKey, "obj-" + fragments.hash.prefix(16))
-        try await checkout(builtCommit, clone: clone, into: src)
-        finish("checkout")
-
+        let obj = objectDirectory(treeKey: treeKey, configHash: fragments.hash)
+        try Files.createDirectory(obj)
         let log = logPath ?? obj + "/kharness-build.log"
         try? FileManager.default.removeItem(atPath: log)
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-
-        enter(.configuring)
-        let make = MakeInvocation(source: src, objects: obj, jobs: jobs, log: log,
+        let make = MakeInvocation(source: workDir + "/src", objects: obj, jobs: jobs, log: log,
                                   ccacheBase: try cache.directory("kernel-work"))
-        let config = try await configure(fragments: fragments, make: make, builtCommit: builtCommit,
-                                         clone: clone, toolchain: toolchain, input: request.description)
-        finish("config")
-
-        let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
         let report = self.progress
         let objects = Counter()
-        enter(.compiling)
-        let status = try await make.run(["Image"] + (modules ? ["modules"] : [])) { count in
-            objects.value = count
-            report(BuildProgress(phase: .compiling, objectsBuilt: count, elapsed: Self.seconds(since: start)))
-        }
+        let (config, status) = try await compile(
+            builtCommit, clone: clone, make: make, fragments: fragments, toolchain: toolchain,
+            input: request.description, key: key,
+            phase: { phase in
+                switch phase {
+                case .configuring: finish("checkout")
+                case .compiling: finish("config")
+                default: break
+                }
+                enter(phase)
+            },
+            onObjects: { count in
+                objects.value = count
+                report(BuildProgress(phase: .compiling, objectsBuilt: count, elapsed: Self.seconds(since: start)))
+            })
         finish("compile")
         if status != 0 {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw KernelBuildFailure(kernel: request.description + (series.map { " + \($0.source)" } ?? ""),
                                      reason: KernelBuildFailure.firstError(inLog: text), logPath: log)
         }
+        let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
 
         let staging = buildsRoot + "/.tmp-\(key)-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
@@ -259,6 +261,87 @@ public struct KernelBuilder: Sendable {
         try? await evict(keeping: [entry, obj])
         enter(.done, objects: objects.value)
         return result
+    }
+
+    /// Moves the (tree, config) worktree to `commit`, configures it and
+    /// compiles `Image` (and `modules` when configured) in the shared object
+    /// directory, which then holds the build `key` (its `.kharness-built`
+    /// stamp) if make succeeded. The caller holds the work directory's lock.
+    /// Returns the final .config and make's status.
+    private func compile(_ commit: String, clone: String, make: MakeInvocation, fragments: ConfigFragments,
+                         toolchain: String, input: String, key: String,
+                         phase: (BuildProgress.Phase) -> Void,
+                         onObjects: @escaping @Sendable (Int) -> Void) async throws -> (config: String, status: Int32) {
+        let stamp = make.objects + "/" + Self.builtStamp
+        try? FileManager.default.removeItem(atPath: stamp)
+        phase(.checkout)
+        try await checkout(commit, clone: clone, into: make.source)
+        phase(.configuring)
+        let config = try await configure(fragments: fragments, make: make, builtCommit: commit,
+                                         clone: clone, toolchain: toolchain, input: input)
+        phase(.compiling)
+        let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
+        let status = try await make.run(["Image"] + (modules ? ["modules"] : []), onObjects: onObjects)
+        if status == 0 { try Files.writeAtomically(key, to: stamp) }
+        return (config, status)
+    }
+
+    /// Names the build an object directory holds, for `withObjectDirectory`.
+    static let builtStamp = ".kharness-built"
+
+    /// Work directories are per tree path: one worktree and one shared clone each.
+    static func treeKey(_ tree: String) -> String { String(Digest.sha256(tree).prefix(16)) }
+
+    /// make's `O=` directory for (tree, config), shared by all its revisions.
+    func objectDirectory(treeKey: String, configHash: String) -> String {
+        cache.root + "/kernel-work/" + treeKey + "/obj-" + configHash.prefix(16)
+    }
+
+    /// Runs `body` with the object directory of `build`, for building
+    /// out-of-tree modules against it (`make -C <dir> M=...`). The directory
+    /// is shared by every revision of the tree and config, so it may hold
+    /// another revision by now (a matrix builds all its kernels first; a
+    /// bisect moves on): then `build`'s commit is checked out and compiled
+    /// there again, incrementally. The work directory stays locked while
+    /// `body` runs, so no other build changes the objects under it.
+    public func withObjectDirectory<T>(of build: KernelBuild,
+                                       _ body: (String) async throws -> T) async throws -> T {
+        guard build.objectDirectory != nil else {
+            throw HarnessError.infrastructure(build.artifacts.identity, "no object directory: not a source build")
+        }
+        let treeKey = Self.treeKey(build.tree)
+        let obj = objectDirectory(treeKey: treeKey, configHash: build.configHash)
+        let workDir = try cache.directory("kernel-work", treeKey)
+        let lock = try await FileLock.acquire(path: workDir + "/.lock")
+        defer { lock.unlock() }
+        let held = try? String(contentsOfFile: obj + "/" + Self.builtStamp, encoding: .utf8)
+        if held != build.cacheKey {
+            let fragments = try ConfigFragments(directory: configDirectory, names: build.configFragments)
+            guard fragments.hash == build.configHash else {
+                throw HarnessError.badInput(build.artifacts.identity,
+                                            "its config fragments changed since it was built; build it again")
+            }
+            let toolchain = try await Self.toolchainVersion()
+            guard toolchain == build.toolchain else {
+                throw HarnessError.badInput(build.artifacts.identity,
+                                            "the cross toolchain changed since it was built; build it again")
+            }
+            let clone = try await sharedClone(of: build.tree, key: treeKey)
+            try Files.createDirectory(obj)  // evicted since, perhaps
+            let log = obj + "/kharness-rebuild.log"
+            try? FileManager.default.removeItem(atPath: log)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let make = MakeInvocation(source: workDir + "/src", objects: obj, jobs: jobs, log: log,
+                                      ccacheBase: try cache.directory("kernel-work"))
+            let (_, status) = try await compile(build.builtCommit, clone: clone, make: make, fragments: fragments,
+                                                toolchain: toolchain, input: build.artifacts.identity,
+                                                key: build.cacheKey, phase: { _ in }, onObjects: { _ in })
+            guard status == 0 else {
+                throw HarnessError.infrastructure(log, "rebuilding \(build.builtCommit.prefix(12)) in its object directory failed")
+            }
+        }
+        Self.markUsed(obj)
+        return try await body(obj)
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

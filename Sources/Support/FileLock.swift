@@ -20,6 +20,20 @@ public final class FileLock: @unchecked Sendable {
         }
     }
 
+    /// Waits for the lock without blocking a thread of Swift's cooperative
+    /// pool, which has one thread a core: matrix cells waiting in `flock`
+    /// for a kernel work directory would otherwise starve the cell that
+    /// holds it (and awaits its make) of a thread to resume on.
+    public static func acquire(path: String) async throws -> FileLock {
+        while true {
+            do {
+                return try FileLock(path: path, wait: false)
+            } catch let error as HarnessError where error.reason == heldElsewhere {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
     public func unlock() {
         guard descriptor >= 0 else { return }
         flock(descriptor, LOCK_UN)

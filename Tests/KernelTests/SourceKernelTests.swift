@@ -153,6 +153,36 @@ final class SourceKernelTests: XCTestCase {
         try await assertNoScratchWorktrees(tree: tree)
     }
 
+    /// The object directory is shared by every revision of a tree and config: an out-of-tree
+    /// module built for a kernel must see that kernel's objects, whatever was built there since.
+    func testObjectDirectoryHoldsTheBuildAskedFor() async throws {
+        let base = try await Self.svaKernel.value
+        let series = try await makeSeries([
+            ("kernel: add a kharness marker function", "kernel/fork.c",
+             Self.insertAfterFirstLine("void kharness_objdir_marker(void);\nnoinline void kharness_objdir_marker(void) { }")),
+        ])
+        let tree = try await Self.tree.value
+        let patched = try await Self.builder().build(SourceKernelRequest(tree: tree, revision: "HEAD", series: series,
+                                                                         fragments: ["smmuv3", "trace", "modules"]))
+        XCTAssertEqual(patched.objectDirectory, base.objectDirectory)
+        func holds(_ build: KernelBuild) async throws -> (head: String, marker: Bool) {
+            try await Self.builder().withObjectDirectory(of: build) { obj in
+                let head = try await Command.check("git", ["-C", obj + "/source", "rev-parse", "HEAD"])
+                let symbols = try String(contentsOfFile: obj + "/System.map", encoding: .utf8)
+                return (head.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                        symbols.contains(" kharness_objdir_marker\n"))
+            }
+        }
+        // The patched kernel was built last; asking for the base brings its objects back.
+        let forBase = try await holds(base)
+        XCTAssertEqual(forBase.head, base.builtCommit)
+        XCTAssertFalse(forBase.marker, "the object directory still holds the patched kernel")
+        let forPatched = try await holds(patched)
+        XCTAssertEqual(forPatched.head, patched.builtCommit)
+        XCTAssertTrue(forPatched.marker, "the object directory still holds the base kernel")
+        try await assertNoScratchWorktrees(tree: tree)
+    }
+
     func testSeriesThatDoesNotApplyLeavesNothing() async throws {
         _ = try await Self.svaKernel.value
         // Patch 2 is exported alone, so its context still holds patch 1's line.
