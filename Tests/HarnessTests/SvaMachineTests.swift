@@ -43,9 +43,21 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(smmuFeatures(b), stockLine)
     }
 
-    private func svaRun(series: String? = nil, scenarios: [String] = [], kasan: Bool = false) async throws -> RunResult {
+    private func tree612IfNone(_ tree: String?) async throws -> String {
+        if let tree { return tree }
+        return try await SourceKernelRunTests.tree612()
+    }
+
+    /// Debian's 6.1 source as a git tree (scripts/kernel-source 6.1).
+    static let tree61 = Task { () throws -> String in
+        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", ["6.1"])
+        return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
+    }
+
+    private func svaRun(tree: String? = nil, series: String? = nil, scenarios: [String] = [],
+                        kasan: Bool = false) async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
-        var request = RunRequest(kernel: .git(tree: try await SourceKernelRunTests.tree612(), revision: "HEAD"))
+        var request = RunRequest(kernel: .git(tree: try await tree612IfNone(tree), revision: "HEAD"))
         request.series = series
         request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : [])
         request.machine = "sva"
@@ -129,5 +141,44 @@ final class SvaMachineTests: XCTestCase {
         // The verdict names the root cause, not the oops that follows it.
         XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains("while still bound to pid"), result.reason)
         XCTAssertFalse(result.lifecycleViolations.isEmpty)
+    }
+
+    /// The driver's version shims and the probes of an older kernel: 6.1
+    /// binds with three arguments, enables IOMMU_DEV_FEAT_SVA and frees
+    /// PASIDs through ioasid, as the kernels of the 2022 bug did. Every
+    /// scenario passes on it, and the bug planted in its form is caught.
+    func testDebian61SourcePassesAndTheBugPlantedInItFails() async throws {
+        let tree = try await Self.tree61.value
+        let clean = try await svaRun(tree: tree)
+        XCTAssertEqual(clean.status, .pass, clean.reason)
+        XCTAssertEqual(clean.kernelRelease, "6.1.192")
+        XCTAssertEqual(clean.scenarios.count, 12)
+        XCTAssertTrue(clean.scenarios.allSatisfy { $0.status == .pass }, "\(clean.scenarios.map { "\($0.name) \($0.status)" })")
+        let console = try String(contentsOfFile: "\(resultsRoot)/\(clean.runID)/console.log", encoding: .utf8)
+        XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
+        XCTAssertTrue(console.contains("ioasid_free=ioasid_free"), "6.1 frees PASIDs through ioasid")
+        XCTAssertEqual(clean.lifecycleViolations, [])
+        try checkTraceOnThePort(clean)
+
+        let planted = try await svaRun(tree: tree, series: Self.repositoryRoot + "/guest/patches/pasid-uaf-6.1.patch")
+        XCTAssertEqual(planted.status, .fail, planted.reason)
+        XCTAssertTrue(planted.reason.hasPrefix("PASID ") && planted.reason.contains("while still bound to pid"), planted.reason)
+    }
+
+    /// The opposite mistake: __mmdrop never gives the PASID back. Every
+    /// scenario still passes and KASAN would see nothing; only the trace
+    /// shows address spaces dropped with their PASIDs still allocated.
+    func testPlantedPasidLeakFails() async throws {
+        let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-leak-6.12.patch")
+        XCTAssertEqual(result.status, .fail, result.reason)
+        XCTAssertEqual(result.scenarios.count, 12)
+        XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
+        XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains("never freed after every holder was gone"),
+                      result.reason)
+        XCTAssertFalse(result.lifecycleViolations.isEmpty)
+        XCTAssertTrue(result.lifecycleViolations.allSatisfy { $0.title.contains("never freed") },
+                      "\(result.lifecycleViolations.map(\.title))")
+        XCTAssertTrue(result.lifecycleViolations[0].evidence.contains { $0.contains("mmdrop") },
+                      "the evidence shows the address space being dropped: \(result.lifecycleViolations[0].evidence)")
     }
 }
