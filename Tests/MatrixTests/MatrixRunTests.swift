@@ -42,9 +42,13 @@ final class MatrixRunTests: XCTestCase {
     }
 
     /// Two kernels x two machines x the boot workload x 2 repeats, spread
-    /// over two libvirt connections to this host's daemon.
+    /// over two libvirt connections to this host's daemon: the local socket,
+    /// and ssh through a private sshd on a loopback port, as a remote host
+    /// would be reached.
     func testTwoKernelsTwoMachinesTwoRepeatsOverTwoConnections() async throws {
         let tree = try await Self.tree612()
+        let ssh = try await LoopbackSSH(directory: directory + "/ssh")
+        defer { ssh.stop() }
         let file = try write("matrix.yaml", """
             name: real
             repeat: 2
@@ -60,7 +64,7 @@ final class MatrixRunTests: XCTestCase {
                 profile: stock
                 invalidation: lazy
             workloads: [boot]
-            connections: [qemu:///system, qemu+unix:///system]
+            connections: [qemu:///system, "\(ssh.uri)"]
             """)
         let store = try Store.open(path: directory + "/results/kharness.db")
         let events = EventLog()
@@ -93,7 +97,10 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertTrue(git.allSatisfy { $0.cell.configHash != nil && $0.outcome?.kernelRelease == "6.12.117" })
         XCTAssertEqual(Set(git.map(\.cell.kernelIdentity)).count, 1, "one kernel build for all its cells")
         XCTAssertTrue(results.filter { $0.cell.kernelName == "debian:6.1" }.allSatisfy { $0.cell.configHash == nil })
-        XCTAssertEqual(Set(results.compactMap(\.cell.connectionURI)), ["qemu:///system", "qemu+unix:///system"])
+        XCTAssertEqual(Set(results.compactMap(\.cell.connectionURI)), ["qemu:///system", ssh.uri])
+        // The ssh cells went through sshd: each connection is a logged-in session.
+        let sshd = try String(contentsOfFile: ssh.directory + "/sshd.log", encoding: .utf8)
+        XCTAssertGreaterThanOrEqual(sshd.components(separatedBy: "Accepted publickey for root").count - 1, 4, sshd)
         XCTAssertEqual(try store.integrityCheck(), ["ok"])
 
         let same = try store.compare(runID: "real", baselineID: "real")
