@@ -173,7 +173,7 @@ public final class Runner: @unchecked Sendable {
 
         if let signal = signals.received { return interrupted(signal, result: &result) }
         events(.phase("start \(domainName)"))
-        let connection = try LibvirtConnection(uri: request.connectionURI)
+        let connection = try clock.measure("connect") { try LibvirtConnection.shared(uri: request.connectionURI) }
         let domain = try clock.measure("start") { try connection.startTransient(description) }
         let qemuPID = QemuProcess.pid(domain: domainName)
 
@@ -198,7 +198,6 @@ public final class Runner: @unchecked Sendable {
         if !poweredOff, !domain.destroy() || QemuProcess.isRunning(domain: domainName) {
             try? await reap(domainName: domainName, uri: request.connectionURI, pid: qemuPID)
         }
-        connection.close()
         clock.record("teardown", since: teardownStart)
         try? FileManager.default.copyItem(atPath: QemuProcess.logFile(domain: domainName), toPath: "\(directory)/qemu.log")
 

@@ -31,6 +31,34 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     deinit { close() }
 
+    private static let sharedLock = NSLock()
+    nonisolated(unsafe) private static var sharedConnections: [String: LibvirtConnection] = [:]
+
+    /// One connection per URI for the whole process, reopened when the
+    /// daemon went away (a restarted libvirtd). Runs share it rather than
+    /// open and close their own: closing a connection makes libvirtd run its
+    /// autodestroy callbacks, which wait for any domain of the connection
+    /// that is still stopping (libvirt's 200 ms pause, see
+    /// `Runner.awaitPowerOff`), and the daemon accepts no new connection
+    /// meanwhile, so the next run's connect took 190 ms. Domains started on
+    /// it are still destroyed when the harness dies (the connection drops).
+    public static func shared(uri: String) throws -> LibvirtConnection {
+        sharedLock.lock()
+        defer { sharedLock.unlock() }
+        if let connection = sharedConnections[uri], connection.isAlive() { return connection }
+        let connection = try LibvirtConnection(uri: uri)
+        sharedConnections[uri] = connection
+        return connection
+    }
+
+    /// Asks the daemon something, so that a daemon that died since the last
+    /// call is noticed now rather than by the next real request.
+    func isAlive() -> Bool {
+        guard let handle else { return false }
+        var version: UInt = 0
+        return virConnectGetLibVersion(handle, &version) == 0 && virConnectIsAlive(handle) == 1
+    }
+
     public func close() {
         if let handle { virConnectClose(handle) }
         handle = nil
