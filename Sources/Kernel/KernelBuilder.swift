@@ -327,6 +327,12 @@ public struct KernelBuilder: Sendable {
                                             "the cross toolchain changed since it was built; build it again")
             }
             let clone = try await sharedClone(of: build.tree, key: treeKey)
+            // A series commit lives in the clone that applied it; a cache entry
+            // made from another checkout of the same base has it elsewhere.
+            guard try await Command.run("git", ["-C", clone, "cat-file", "-e", build.builtCommit + "^{commit}"]).succeeded else {
+                throw HarnessError.badInput(build.artifacts.identity,
+                                            "commit \(build.builtCommit.prefix(12)) was built from another checkout of this tree; rebuild it here with kharness build --rebuild")
+            }
             try Files.createDirectory(obj)  // evicted since, perhaps
             let log = obj + "/kharness-rebuild.log"
             try? FileManager.default.removeItem(atPath: log)
