@@ -13,6 +13,7 @@ import Support
 /// opposite mistake (an ID never given back), is a violation with a title of
 /// its own:
 /// - a PASID freed while a binding still uses it;
+/// - a PASID handed out by the allocator while a binding still uses it;
 /// - a PASID bound by a second address space while the first still holds it;
 /// - a bind refused because its PASID is still held by a binding whose
 ///   process is dead;
@@ -104,6 +105,19 @@ public struct PasidLifecycleOracle: Sendable {
             if let mm = event.mm { binding[event.thread] = (mm, nil) }
         case .pasidAlloc:
             guard let pasid = event.pasid else { break }
+            // The allocator hands out an ID a binding still uses: whatever
+            // the new holder does with it, two address spaces now share it.
+            // An address space keeps its PASID, bound or not, until it is dropped.
+            let newOwner = binding[event.thread]?.mm
+            if let holder = live[pasid]?.first(where: { $0.key != newOwner && $0.value.count > 0 })?.value {
+                record("PASID \(pasid) handed out to pid \(event.pid) while still bound to pid \(holder.pid)",
+                       [holder.line, event.line])
+            } else if let owner = pasidOfMm.first(where: { $0.value == pasid && $0.key != newOwner })?.key,
+                      let line = allocated[pasid] {
+                let who = binderOfMm[owner].map { "pid \($0)" } ?? owner
+                record("PASID \(pasid) handed out to pid \(event.pid) while the address space of \(who) still holds it",
+                       [line, event.line])
+            }
             // Allocated again: whatever was pending on it was freed unseen.
             dropped[pasid] = nil
             allocated[pasid] = event.line

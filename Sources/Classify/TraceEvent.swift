@@ -144,7 +144,10 @@ extension TraceEvent {
             event = TraceEvent(ts: header.ts, pid: header.pid, comm: fields["comm"], kind: .bindStart, mm: value)
         case "alloc_global_pasid_ret", "ioasid_alloc_ret", "sva_alloc_pasid_ret":
             // The return value is the PASID, or a negative errno as 64-bit hex.
-            guard let ret = fields["ret"].flatMap(hex), ret >= 0, ret < 1 << 20 else { return nil }
+            // PASID 0 is never a process's (it means "no PASID"); 6.1's
+            // iommu_sva_alloc_pasid returns 0 for success, and its PASID
+            // comes from ioasid_alloc's return.
+            guard let ret = fields["ret"].flatMap(hex), ret > 0, ret < 1 << 20 else { return nil }
             event = TraceEvent(ts: header.ts, pid: header.pid, comm: header.comm, kind: .pasidAlloc, pasid: ret)
         case "free_global_pasid", "ioasid_free", "ioasid_put":
             guard let value = pasid("pasid") else { return nil }

@@ -153,12 +153,36 @@ final class PasidLifecycleTests: XCTestCase {
             record(12, "alloc_global_pasid_ret: (iommu_sva_bind_device+0xf0/0x2f8 <- iommu_alloc_global_pasid) ret=0x3"),
             record(12, "sva_accel_bind: pid=12 comm=kharness-sva mm=0xb pasid=-1 mode=sva ret=-16"),
         ]
-        XCTAssertEqual(run(held + attempt, complete: false), ["bind by pid 12 refused (-16): PASID 3 still held by dead pid 10"])
-        // The holder of the binding is alive: a refusal, not a lifetime violation
-        // (the workload reports the bind error itself).
-        XCTAssertEqual(run(Array(held.dropLast()) + attempt, complete: false), [])
+        XCTAssertEqual(run(held + attempt, complete: false), ["PASID 3 handed out to pid 12 while still bound to pid 10",
+                                                              "bind by pid 12 refused (-16): PASID 3 still held by dead pid 10"])
+        // The holder of the binding is alive: the refusal is no lifetime
+        // violation (the workload reports the bind error itself), the
+        // allocation that caused it is.
+        XCTAssertEqual(run(Array(held.dropLast()) + attempt, complete: false),
+                       ["PASID 3 handed out to pid 12 while still bound to pid 10"])
         // A refusal for another PASID (say, the PASID space is full).
         XCTAssertEqual(run(held + [attempt[0], attempt[2]], complete: false), [])
+        // The allocator hands out a PASID whose binding was released: fine.
+        XCTAssertEqual(run([fork(1, 10), bind(10, mm: "0xa", pasid: 3), unbind(10, mm: "0xa", pasid: 3), free(3)] + attempt,
+                           complete: false), [])
+    }
+
+    /// The allocator hands a PASID to a second address space while the first
+    /// still has it: bound, or unbound but not yet dropped (an mm keeps its
+    /// PASID until __mmdrop).
+    func testPasidHandedOutWhileAnotherAddressSpaceHoldsIt() {
+        let allocFor11 = [
+            record(11, "sva_bind: (iommu_sva_bind_device+0x0/0x2f8) comm=\"kharness-sva\" mm=0xb"),
+            record(11, "alloc_global_pasid_ret: (iommu_sva_bind_device+0xf0/0x2f8 <- iommu_alloc_global_pasid) ret=0x1"),
+        ]
+        let held = [fork(1, 10), bind(10, mm: "0xa", pasid: 1), unbind(10, mm: "0xa", pasid: 1)]
+        XCTAssertEqual(run(held + allocFor11, complete: false),
+                       ["PASID 1 handed out to pid 11 while the address space of pid 10 still holds it"])
+        XCTAssertEqual(run(Array(held.dropLast()) + allocFor11, complete: false),
+                       ["PASID 1 handed out to pid 11 while still bound to pid 10"])
+        // Dropped (and freed) first: the ID was free to hand out.
+        XCTAssertEqual(run(held + [exit(10), mmdrop("0xa"), free(1)] + allocFor11, complete: false), [])
+        XCTAssertEqual(run(held + [free(1)] + allocFor11, complete: false), [])
     }
 
     /// Canary reports name the process a device write landed in; the trace

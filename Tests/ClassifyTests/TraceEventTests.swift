@@ -49,6 +49,11 @@ final class TraceEventTests: XCTestCase {
         // An allocation that failed returned a negative errno: no PASID.
         XCTAssertNil(TraceEvent.parse(
             "    kharness-sva-83      [000] d....     7.234979: alloc_global_pasid_ret: (iommu_sva_bind_device+0xf0/0x2f8 <- iommu_alloc_global_pasid) ret=0xffffffffffffffe4"))
+        // 6.1: iommu_sva_alloc_pasid returns 0 for success; the PASID is ioasid_alloc's.
+        XCTAssertNil(TraceEvent.parse(
+            "    kharness-sva-62      [000] .N...     1.156745: sva_alloc_pasid_ret: (arm_smmu_sva_bind+0x150/0x6cc <- iommu_sva_alloc_pasid) ret=0x0"))
+        XCTAssertEqual(TraceEvent.parse(
+            "    kharness-sva-62      [000] .N...     1.156426: ioasid_alloc_ret: (iommu_sva_alloc_pasid+0xa0/0xc0 <- ioasid_alloc) ret=0x1")?.pasid, 1)
 
         let refused = try XCTUnwrap(TraceEvent.parse(
             "    kharness-sva-90      [000] .....     9.0: sva_accel_bind: pid=90 comm=kharness-sva mm=0xffff000000fec440 pasid=-1 mode=sva ret=-16"))
