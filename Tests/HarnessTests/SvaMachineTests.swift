@@ -165,6 +165,20 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertTrue(planted.reason.hasPrefix("PASID ") && planted.reason.contains("while still bound to pid"), planted.reason)
     }
 
+    /// The allocator forgets what it handed out: the next address space gets
+    /// the PASID another one still holds. The verdict names the allocation,
+    /// not the refused binds and the early frees that follow from it.
+    func testPlantedDoubleHandOutFails() async throws {
+        let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-double-6.12.patch")
+        XCTAssertEqual(result.status, .fail, result.reason)
+        XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains(" handed out to pid "), result.reason)
+        let first = try XCTUnwrap(result.lifecycleViolations.first)
+        XCTAssertEqual(first.evidence.filter { $0.contains("alloc_global_pasid_ret") }.count, 2,
+                       "the evidence is the two allocations of one PASID: \(first.evidence)")
+        XCTAssertTrue(result.scenarios.contains { $0.status == .fail && $0.reason.contains("EBUSY") },
+                      "the workload sees the refused binds: \(result.scenarios.map(\.reason))")
+    }
+
     /// The opposite mistake: __mmdrop never gives the PASID back. Every
     /// scenario still passes and KASAN would see nothing; only the trace
     /// shows address spaces dropped with their PASIDs still allocated.
