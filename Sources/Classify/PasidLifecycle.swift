@@ -60,7 +60,7 @@ public struct PasidLifecycleOracle: Sendable {
     /// Live bindings: PASID -> mm -> who bound it.
     private var live: [Int: [String: Binding]] = [:]
     /// The PASID each address space holds (the kernel keeps it until the mm is dropped).
-    private var pasidOfMm: [String: Int] = [:]
+    private var owners = PasidOwners()
     /// PASIDs allocated and not yet freed, with the line that showed it.
     private var allocated: [Int: String] = [:]
     /// The mm a thread is binding right now (between bind_start and the driver's verdict).
@@ -112,7 +112,7 @@ public struct PasidLifecycleOracle: Sendable {
             if let holder = live[pasid]?.first(where: { $0.key != newOwner && $0.value.count > 0 })?.value {
                 record("PASID \(pasid) handed out to pid \(event.pid) while still bound to pid \(holder.pid)",
                        [holder.line, event.line])
-            } else if let owner = pasidOfMm.first(where: { $0.value == pasid && $0.key != newOwner })?.key,
+            } else if let owner = owners.addressSpaces(holding: pasid).first(where: { $0 != newOwner }),
                       let line = allocated[pasid] {
                 let who = binderOfMm[owner].map { "pid \($0)" } ?? owner
                 record("PASID \(pasid) handed out to pid \(event.pid) while the address space of \(who) still holds it",
@@ -123,7 +123,7 @@ public struct PasidLifecycleOracle: Sendable {
             allocated[pasid] = event.line
             if let mm = binding[event.thread]?.mm {
                 binding[event.thread]?.pasid = pasid
-                pasidOfMm[mm] = pasid
+                owners.assign(pasid, to: mm)
             }
         case .pasidAttach:
             if let pasid = event.pasid, binding[event.thread] != nil { binding[event.thread]?.pasid = pasid }
@@ -147,14 +147,14 @@ public struct PasidLifecycleOracle: Sendable {
             }
             allocated[pasid] = nil
             dropped[pasid] = nil
-            for (mm, held) in pasidOfMm where held == pasid { pasidOfMm[mm] = nil }
+            owners.free(pasid)
         case .mmDrop, .mmPasidDrop:
             guard let mm = event.mm else { break }
-            if let pasid = pasidOfMm[mm], allocated[pasid] != nil, dropped[pasid] == nil {
+            if let pasid = owners.pasid(of: mm), allocated[pasid] != nil, dropped[pasid] == nil {
                 let lines = [allocated[pasid]!, event.line].filter { !$0.isEmpty }
                 dropped[pasid] = (mm, binderOfMm[mm], lines)
             }
-            if kind == .mmDrop { pasidOfMm[mm] = nil }
+            if kind == .mmDrop { owners.drop(mm) }
         case .exec, .pasidDetach, .mmExit:
             break
         }
@@ -168,7 +168,7 @@ public struct PasidLifecycleOracle: Sendable {
                    [holder.value.line, event.line])
         }
         live[pasid, default: [:]][mm, default: Binding(pid: event.pid, line: event.line, count: 0)].count += 1
-        pasidOfMm[mm] = pasid
+        owners.assign(pasid, to: mm)
         binderOfMm[mm] = event.pid
         if allocated[pasid] == nil { allocated[pasid] = event.line }
         dropped[pasid] = nil
@@ -180,7 +180,7 @@ public struct PasidLifecycleOracle: Sendable {
     private mutating func refused(_ event: TraceEvent) {
         let attempt = binding.removeValue(forKey: event.thread)
         guard let mm = event.mm ?? attempt?.mm,
-              let pasid = event.pasid ?? attempt?.pasid ?? pasidOfMm[mm],
+              let pasid = event.pasid ?? attempt?.pasid ?? owners.pasid(of: mm),
               let holder = live[pasid]?.first(where: { $0.key != mm && $0.value.count > 0 })?.value,
               exited.contains(holder.pid) else { return }
         let errno = event.ret.map { " (\($0))" } ?? ""
@@ -250,5 +250,33 @@ public struct PasidLifecycleOracle: Sendable {
     private mutating func record(_ title: String, _ evidence: [String]) {
         guard violations.count < Self.maxViolations, !violations.contains(where: { $0.title == title }) else { return }
         violations.append(Violation(title: title, evidence: evidence.map { String($0.prefix(400)) }))
+    }
+}
+
+/// Which address space holds which PASID, indexed both ways: a hostile trace
+/// can name as many address spaces as it has lines, and each allocation and
+/// free asks who holds a PASID.
+private struct PasidOwners: Sendable {
+    private var pasidOfMm: [String: Int] = [:]
+    private var mmsOfPasid: [Int: Set<String>] = [:]
+
+    func pasid(of mm: String) -> Int? { pasidOfMm[mm] }
+
+    func addressSpaces(holding pasid: Int) -> Set<String> { mmsOfPasid[pasid] ?? [] }
+
+    mutating func assign(_ pasid: Int, to mm: String) {
+        drop(mm)
+        pasidOfMm[mm] = pasid
+        mmsOfPasid[pasid, default: []].insert(mm)
+    }
+
+    mutating func drop(_ mm: String) {
+        guard let pasid = pasidOfMm.removeValue(forKey: mm) else { return }
+        mmsOfPasid[pasid]?.remove(mm)
+        if mmsOfPasid[pasid]?.isEmpty == true { mmsOfPasid[pasid] = nil }
+    }
+
+    mutating func free(_ pasid: Int) {
+        for mm in mmsOfPasid.removeValue(forKey: pasid) ?? [] { pasidOfMm[mm] = nil }
     }
 }
