@@ -179,10 +179,7 @@ public struct KernelBuilder: Sendable {
         let obj = objectDirectory(treeKey: treeKey, configHash: fragments.hash)
         try Files.createDirectory(obj)
         let log = logPath ?? obj + "/kharness-build.log"
-        try? FileManager.default.removeItem(atPath: log)
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let make = MakeInvocation(source: workDir + "/src", objects: obj, jobs: jobs, log: log,
-                                  ccacheBase: try cache.directory("kernel-work"))
+        let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log)
         let report = self.progress
         let objects = Counter()
         let (config, status) = try await compile(
@@ -286,6 +283,15 @@ public struct KernelBuilder: Sendable {
         return (config, status)
     }
 
+    /// make in the work directory's worktree and `objects`, logging into
+    /// `freshLog`, which starts empty.
+    private func makeInvocation(workDir: String, objects: String, freshLog log: String) throws -> MakeInvocation {
+        try? FileManager.default.removeItem(atPath: log)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        return MakeInvocation(source: workDir + "/src", objects: objects, jobs: jobs, log: log,
+                              ccacheBase: try cache.directory("kernel-work"))
+    }
+
     /// Names the build an object directory holds, for `withObjectDirectory`.
     static let builtStamp = ".kharness-built"
 
@@ -335,10 +341,7 @@ public struct KernelBuilder: Sendable {
             }
             try Files.createDirectory(obj)  // evicted since, perhaps
             let log = obj + "/kharness-rebuild.log"
-            try? FileManager.default.removeItem(atPath: log)
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let make = MakeInvocation(source: workDir + "/src", objects: obj, jobs: jobs, log: log,
-                                      ccacheBase: try cache.directory("kernel-work"))
+            let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log)
             let (_, status) = try await compile(build.builtCommit, clone: clone, make: make, fragments: fragments,
                                                 toolchain: toolchain, input: build.artifacts.identity,
                                                 key: build.cacheKey, phase: { _ in }, onObjects: { _ in })

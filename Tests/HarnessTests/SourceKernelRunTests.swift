@@ -14,7 +14,12 @@ final class SourceKernelRunTests: XCTestCase {
 
     static func tree612() async throws -> String {
         if let tree = ProcessInfo.processInfo.environment["KHARNESS_KERNEL_TREE_6_12"], !tree.isEmpty { return tree }
-        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", ["6.12"])
+        return try await kernelSource("6.12")
+    }
+
+    /// Debian's source of `version` as a git tree (scripts/kernel-source).
+    static func kernelSource(_ version: String) async throws -> String {
+        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", [version])
         return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
     }
 

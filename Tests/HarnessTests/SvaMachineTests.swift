@@ -43,21 +43,13 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(smmuFeatures(b), stockLine)
     }
 
-    private func tree612IfNone(_ tree: String?) async throws -> String {
-        if let tree { return tree }
-        return try await SourceKernelRunTests.tree612()
-    }
-
-    /// Debian's 6.1 source as a git tree (scripts/kernel-source 6.1).
-    static let tree61 = Task { () throws -> String in
-        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", ["6.1"])
-        return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
-    }
-
+    /// `tree`: Debian's 6.12 source unless given.
     private func svaRun(tree: String? = nil, series: String? = nil, scenarios: [String] = [],
                         kasan: Bool = false) async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
-        var request = RunRequest(kernel: .git(tree: try await tree612IfNone(tree), revision: "HEAD"))
+        let source: String
+        if let tree { source = tree } else { source = try await SourceKernelRunTests.tree612() }
+        var request = RunRequest(kernel: .git(tree: source, revision: "HEAD"))
         request.series = series
         request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : [])
         request.machine = "sva"
@@ -148,7 +140,7 @@ final class SvaMachineTests: XCTestCase {
     /// PASIDs through ioasid, as the kernels of the 2022 bug did. Every
     /// scenario passes on it, and the bug planted in its form is caught.
     func testDebian61SourcePassesAndTheBugPlantedInItFails() async throws {
-        let tree = try await Self.tree61.value
+        let tree = try await SourceKernelRunTests.kernelSource("6.1")
         let clean = try await svaRun(tree: tree)
         XCTAssertEqual(clean.status, .pass, clean.reason)
         XCTAssertEqual(clean.kernelRelease, "6.1.192")
