@@ -77,16 +77,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Debian's kernel sources for the tests and the release a build of one reports.
+        .target(name: "KernelTestSupport", dependencies: ["Support"], path: "Tests/KernelTestSupport"),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify"], resources: [.copy("testdata")]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "KernelTestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Harness", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "Harness", "Classify", "Support"]),
+        .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support", "KernelTestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "Harness", "Classify", "Support", "KernelTestSupport"]),
         .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness"]),
-        .testTarget(name: "NightlyTests", dependencies: ["Nightly", "Matrix", "Store", "Kernel", "Support"]),
+        .testTarget(name: "NightlyTests", dependencies: ["Nightly", "Matrix", "Store", "Kernel", "Support", "KernelTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

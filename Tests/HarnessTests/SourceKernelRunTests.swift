@@ -1,6 +1,7 @@
 import Classify
 import Foundation
 import Kernel
+import KernelTestSupport
 import Support
 import XCTest
 
@@ -9,19 +10,9 @@ import XCTest
 /// A kernel built from Debian's 6.12 source with base + smmuv3 + trace,
 /// booted through the run pipeline: SVA must be built in, seen from inside.
 final class SourceKernelRunTests: XCTestCase {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let repositoryRoot = KernelSources.repositoryRoot
 
-    static func tree612() async throws -> String {
-        if let tree = ProcessInfo.processInfo.environment["KHARNESS_KERNEL_TREE_6_12"], !tree.isEmpty { return tree }
-        return try await kernelSource("6.12")
-    }
-
-    /// Debian's source of `version` as a git tree (scripts/kernel-source).
-    static func kernelSource(_ version: String) async throws -> String {
-        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", [version])
-        return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
-    }
+    static func tree612() async throws -> String { try await KernelSources.tree("6.12") }
 
     private func run(_ workload: String) async throws -> RunResult {
         let results = NSTemporaryDirectory() + "kharness-src-\(UUID().uuidString)"
@@ -36,11 +27,14 @@ final class SourceKernelRunTests: XCTestCase {
     func testSVAIsBuiltIntoTheSourceKernel() async throws {
         let result = try await run("sva-config")
         XCTAssertEqual(result.status, .pass, result.reason)
-        XCTAssertEqual(result.kernelRelease, "6.12.117")
+        let build = try XCTUnwrap(result.build)
+        // Whatever point release Debian serves: the one the built tree's Makefile names.
+        let release = try await KernelSources.release(tree: try await Self.tree612(), revision: build.builtCommit,
+                                                      fragments: build.configFragments)
+        XCTAssertEqual(result.kernelRelease, release)
         let evidence = result.scenarios.first?.evidence ?? []
         XCTAssertTrue(evidence.contains("CONFIG_ARM_SMMU_V3_SVA=y"), "\(evidence)")
         XCTAssertTrue(evidence.contains("iommu_sva_bind_device in kallsyms"), "\(evidence)")
-        let build = try XCTUnwrap(result.build)
         XCTAssertEqual(build.configFragments, ["base", "smmuv3", "trace", "modules"])
         XCTAssertFalse(build.baseCommit.isEmpty)
     }

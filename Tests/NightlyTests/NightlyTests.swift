@@ -1,5 +1,6 @@
 import Foundation
 import Kernel
+import KernelTestSupport
 import Matrix
 import Store
 import Support
@@ -23,11 +24,7 @@ final class NightlyTests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
 
-    static func tree612() async throws -> String {
-        if let tree = ProcessInfo.processInfo.environment["KHARNESS_KERNEL_TREE_6_12"], !tree.isEmpty { return tree }
-        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", ["6.12"])
-        return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
-    }
+    static func tree612() async throws -> String { try await KernelSources.tree("6.12") }
 
     func write(_ name: String, _ text: String) throws -> String {
         let path = directory + "/" + name

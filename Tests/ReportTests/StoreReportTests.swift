@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import KernelTestSupport
 import Store
 import Support
 import XCTest
@@ -44,8 +45,7 @@ final class StoreReportTests: XCTestCase {
     /// machine tests build (a cache hit when they ran first).
     func testThePlantedPasidBugIsANewRegressionInEveryFormat() async throws {
         let root = Self.repositoryRoot
-        let tree = try await Command.check(root + "/scripts/kernel-source", ["6.12"]).stdout
-            .split(separator: "\n").last.map(String.init) ?? ""
+        let tree = try await KernelSources.tree("6.12")
         let qemu = try await Command.check(root + "/scripts/build-qemu", []).stdout
             .split(separator: "\n").last.map(String.init) ?? ""
         let series = root + "/guest/patches/pasid-uaf-6.12.patch"
