@@ -132,8 +132,14 @@ enum Bytes {
             guard let hit = memchr(base + from, Int32(UInt8(ascii: "[")), line.count - from) else { return nil }
             let idx = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
             if idx + 3 < line.count, line[idx + 1] == UInt8(ascii: " ") || isDigit(line[idx + 1]) {
-                let m = messageStart(line, from: idx)
-                if m > idx { return m }
+                // A timestamp has a decimal point: "[3615]" in "syz[3615] general protection
+                // fault" (a user-space trap) is a pid, not a message start.
+                var close = idx + 1
+                while close < line.count, close - idx < 24, line[close] != UInt8(ascii: "]") { close += 1 }
+                if close < line.count, line[idx..<close].contains(UInt8(ascii: ".")) {
+                    let m = messageStart(line, from: idx)
+                    if m > idx { return m }
+                }
             }
             from = idx + 1
         }
@@ -192,5 +198,37 @@ enum Bytes {
 
     static func sanitize(_ bytes: [UInt8], limit: Int = 1024) -> String {
         bytes.withUnsafeBufferPointer { sanitize($0, limit: limit) }
+    }
+}
+
+extension Bytes {
+    /// True when `line[at...]` starts with `prefix`.
+    @inline(__always)
+    static func hasPrefix(_ line: UnsafeBufferPointer<UInt8>, at offset: Int, _ prefix: [UInt8]) -> Bool {
+        let count = prefix.count
+        guard offset >= 0, line.count - offset >= count else { return false }
+        var i = 0
+        while i < count {
+            if line[offset + i] != prefix[i] { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Index of the first occurrence of `needle` in `line[from...]`, or nil.
+    static func find(_ line: UnsafeBufferPointer<UInt8>, _ needle: [UInt8], from: Int = 0) -> Int? {
+        let count = needle.count
+        guard let base = line.baseAddress, from >= 0, line.count - from >= count, count > 0 else { return nil }
+        let last = line.count - count
+        var i = from
+        return needle.withUnsafeBufferPointer { n -> Int? in
+            while i <= last {
+                guard let hit = memchr(base + i, Int32(n[0]), last - i + 1) else { return nil }
+                let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                if memcmp(base + at, n.baseAddress!, count) == 0 { return at }
+                i = at + 1
+            }
+            return nil
+        }
     }
 }

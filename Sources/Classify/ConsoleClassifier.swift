@@ -32,6 +32,10 @@ public struct ConsoleClassifier {
     private var open: ReportDraft?
     private var openCaller = 0
     private var openEndsWithSeparator = false
+    /// Reports of other printk callers, set aside while a report of another caller started:
+    /// two CPUs can print reports at once, their lines interleaved, and each keeps its own.
+    private var parked: [(caller: Int, draft: ReportDraft)] = []
+    static let maxParkedReports = 4
     private var reportsSeen = 0
 
     private var noteLine = -1_000_000
@@ -61,6 +65,7 @@ public struct ConsoleClassifier {
     public mutating func finish() -> ConsoleAnalysis {
         if !partial.isEmpty || partialTruncated { flushPartialLine() }
         if open != nil { closeOpen(cutOff: true) }
+        closeParked(cutOff: true)
         commitSmmu(smmu.flush())
         result.lineCount = lineNumber
         var last: [String] = []
@@ -151,7 +156,7 @@ public struct ConsoleClassifier {
     }
 
     private enum LineKind {
-        case none, start, secondary, panic, endMarker, separator, note, booting, linuxVersion, smmu
+        case none, start, secondary, panic, endMarker, separator, note, booting, linuxVersion, smmu, firmware
         case smmuSuppressed, leakObject
     }
 
@@ -172,9 +177,26 @@ public struct ConsoleClassifier {
             return
         }
         var kind = detect(line, m)
+        if kind == .none, m < line.count, line[m] == UInt8(ascii: " ") {
+            // Some reports are printed indented ("  BUG: KCSAN: …" under a KCSAN banner).
+            var s = m
+            while s < line.count, s - m < 8, line[s] == UInt8(ascii: " ") { s += 1 }
+            let k = detect(line, s)
+            if k == .start || k == .secondary {
+                kind = k
+                m = s
+            }
+        }
+        if kind == .none, Bytes.hasPrefix(line, at: m, "kasan: GPF could be caused"),
+           let g = Bytes.find(line, "general protection fault", from: m + 26)
+        {
+            // Old KASAN printed its hint without a newline before the fault's own line.
+            kind = .start
+            m = g
+        }
         if kind == .none, let e = Bytes.embeddedMessageStart(line, after: m) {
             let k = detect(line, e)
-            if k == .start || k == .panic || k == .secondary || k == .booting || k == .linuxVersion {
+            if k == .start || k == .panic || k == .secondary || k == .booting || k == .linuxVersion || k == .note {
                 kind = k
                 m = e
             }
@@ -183,6 +205,15 @@ public struct ConsoleClassifier {
         case .none:
             if open != nil { appendIfSameCaller(line, m, truncated) }
         case .start, .leakObject:
+            if let o = open, o.lines.count <= 3, let first = o.lines.first,
+               first.hasPrefix("general protection fault")
+                   && (Bytes.hasPrefix(line, at: m, "BUG: KASAN: null-ptr-deref") || Bytes.hasPrefix(line, at: m, "KASAN: "))
+                   || first.hasPrefix("BUG: KASAN: ") && Bytes.hasPrefix(line, at: m, "general protection fault")
+            {
+                // KASAN and the fault it explains (or its inline check faulting) are one report.
+                appendIfSameCaller(line, m, truncated)
+                return
+            }
             if kind == .leakObject, let o = open, o.lines.count <= 2, o.lines.first?.hasPrefix("BUG: memory leak") == true {
                 appendIfSameCaller(line, m, truncated)
                 return
@@ -193,7 +224,13 @@ public struct ConsoleClassifier {
         case .panic:
             handlePanic(line, m, truncated)
         case .endMarker:
-            if open != nil {
+            let caller = Bytes.callerID(line, end: m)
+            if let i = parked.firstIndex(where: { $0.caller == caller && caller != 0 }) {
+                var p = parked.remove(at: i)
+                p.draft.lines.append(message(line, m))
+                p.draft.sawEndMarker = true
+                store(p.draft)
+            } else if open != nil, caller == 0 || openCaller == 0 || caller == openCaller {
                 appendIfSameCaller(line, m, truncated)
                 open?.sawEndMarker = true
                 closeOpen(cutOff: false)
@@ -209,6 +246,12 @@ public struct ConsoleClassifier {
             if open != nil { appendIfSameCaller(line, m, truncated) }
         case .booting, .linuxVersion:
             handleBanner(line, m, isBooting: kind == .booting)
+        case .firmware:
+            if open != nil { closeOpen(cutOff: true) }
+            if !sawFirmware {
+                sawFirmware = true
+                storeFixed(.reboot, "unexpected kernel reboot", text: message(line, m), line: lineNumber)
+            }
         case .smmu:
             handleSmmu(line, m)
         case .smmuSuppressed:
@@ -222,59 +265,32 @@ public struct ConsoleClassifier {
         }
     }
 
-    /// Cheap classification on the bytes at the message start.
+    /// Cheap classification on the bytes at the message start: the lines that are not
+    /// reports (banners, notes, end markers, SMMU output) here, report starts from the
+    /// kinds' table (``ReportStarts``).
     private func detect(_ line: UnsafeBufferPointer<UInt8>, _ m: Int) -> LineKind {
         guard m < line.count else { return .none }
         switch line[m] {
         case UInt8(ascii: "B"):
-            if Bytes.hasPrefix(line, at: m, "BUG: ") { return .start }
             if Bytes.hasPrefix(line, at: m, "Booting Linux on physical CPU") { return .booting }
-        case UInt8(ascii: "W"):
-            if Bytes.hasPrefix(line, at: m, "WARNING: ") { return .start }
-            if Bytes.hasPrefix(line, at: m, "Watchdog detected hard LOCKUP") { return .start }
-        case UInt8(ascii: "U"):
-            if Bytes.hasPrefix(line, at: m, "Unable to handle kernel ") { return .start }
-            if Bytes.hasPrefix(line, at: m, "UBSAN: ") { return .start }
-        case UInt8(ascii: "I"):
-            if Bytes.hasPrefix(line, at: m, "INFO: ") {
-                if Bytes.hasPrefix(line, at: m + 6, "task "), Bytes.find(line, "blocked for more than", from: m) != nil {
-                    return .start
-                }
-                if Bytes.hasPrefix(line, at: m + 6, "rcu"), Bytes.find(line, "detected", from: m) != nil {
-                    return .start
-                }
-                for p: StaticString in [
-                    "possible circular locking", "possible recursive locking", "inconsistent lock state",
-                    "trying to register non-static key", "suspicious RCU usage",
-                ] where Bytes.hasPrefix(line, at: m + 6, p) {
-                    return .start
-                }
-                return .none
-            }
-            if Bytes.hasPrefix(line, at: m, "Internal error: ") { return .secondary }
+            if Bytes.hasPrefix(line, at: m, "Bad or missing usercopy") { return .note }
         case UInt8(ascii: "K"):
             if Bytes.hasPrefix(line, at: m, "Kernel panic - not syncing") { return .panic }
-            if Bytes.hasPrefix(line, at: m, "Kernel BUG at ") { return .start }
-        case UInt8(ascii: "k"):
-            if Bytes.hasPrefix(line, at: m, "kernel BUG at ") { return .start }
-        case UInt8(ascii: "g"):
-            if Bytes.hasPrefix(line, at: m, "general protection fault") { return .start }
-        case UInt8(ascii: "d"):
-            if Bytes.hasPrefix(line, at: m, "divide error: ") { return .start }
-        case UInt8(ascii: "i"):
-            if Bytes.hasPrefix(line, at: m, "invalid opcode: "), Bytes.find(line, " [#", from: m) != nil { return .secondary }
         case UInt8(ascii: "L"):
             if Bytes.hasPrefix(line, at: m, "Linux version ") { return .linuxVersion }
-        case UInt8(ascii: "N"):
-            if Bytes.hasPrefix(line, at: m, "NMI watchdog: ") { return lockupKind(line, m + 14) }
-        case UInt8(ascii: "w"):
-            if Bytes.hasPrefix(line, at: m, "watchdog: ") { return lockupKind(line, m + 10) }
+        case UInt8(ascii: "S"):
+            // PC firmware starting again: the machine was reset under the kernel.
+            if Bytes.hasPrefix(line, at: m, "SeaBIOS (version ") { return .firmware }
         case UInt8(ascii: "r"):
-            if Bytes.hasPrefix(line, at: m, "rcu: INFO: "), Bytes.find(line, "detected", from: m) != nil { return .start }
             if Bytes.hasPrefix(line, at: m, "refcount_t: ") { return .note }
         case UInt8(ascii: "O"):
             if Bytes.hasPrefix(line, at: m, "ODEBUG: ") { return .note }
-            if Bytes.hasPrefix(line, at: m, "Oops"), Bytes.find(line, " [#", from: m) != nil { return .secondary }
+        case UInt8(ascii: "l"):
+            if Bytes.hasPrefix(line, at: m, "list_del corruption") || Bytes.hasPrefix(line, at: m, "list_add corruption")
+                || Bytes.hasPrefix(line, at: m, "list_add double add")
+            {
+                return .note
+            }
         case UInt8(ascii: "a"):
             if Bytes.hasPrefix(line, at: m, "arm-smmu-v3 ") { return .smmu }
             if Bytes.hasPrefix(line, at: m, "arm_smmu_"), Bytes.find(line, "callbacks suppressed", from: m) != nil {
@@ -282,6 +298,7 @@ public struct ConsoleClassifier {
             }
         case UInt8(ascii: "u"):
             if Bytes.hasPrefix(line, at: m, "unreferenced object 0x") { return .leakObject }
+            if Bytes.hasPrefix(line, at: m, "usercopy: ") { return .note }
         case UInt8(ascii: "-"):
             if Bytes.hasPrefix(line, at: m, "---[ end ") { return .endMarker }
         case UInt8(ascii: "="):
@@ -289,14 +306,11 @@ public struct ConsoleClassifier {
         default:
             break
         }
-        return .none
-    }
-
-    private func lockupKind(_ line: UnsafeBufferPointer<UInt8>, _ at: Int) -> LineKind {
-        if Bytes.hasPrefix(line, at: at, "BUG: soft lockup") { return .start }
-        if Bytes.hasPrefix(line, at: at, "Watchdog detected hard LOCKUP") { return .start }
-        if Bytes.hasPrefix(line, at: at, "watchdog: Watchdog detected hard LOCKUP") { return .start }
-        return .none
+        switch ReportStarts.match(line, at: m) {
+        case .start: return .start
+        case .continuation: return .secondary
+        case nil: return .none
+        }
     }
 
     // MARK: - Reports
@@ -306,14 +320,27 @@ public struct ConsoleClassifier {
     }
 
     private mutating func startReport(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, _ truncated: Bool) {
-        if open != nil { closeOpen(cutOff: false) }
+        let caller = Bytes.callerID(line, end: m)
+        if let i = parked.firstIndex(where: { $0.caller == caller && caller != 0 }) {
+            // The caller's earlier report ends where its next one starts.
+            store(parked.remove(at: i).draft)
+        }
+        if let o = open {
+            if openCaller != 0, caller != 0, caller != openCaller {
+                open = nil
+                if parked.count == Self.maxParkedReports { store(parked.removeFirst().draft) }
+                parked.append((openCaller, o))
+            } else {
+                closeOpen(cutOff: false)
+            }
+        }
         let first = message(line, m)
         var draft = ReportDraft()
         draft.startLine = lineNumber
         draft.lines = [first]
         draft.byteCount = first.utf8.count
         draft.damaged = truncated
-        if lineNumber - noteLine <= 3, first.hasPrefix("WARNING") { draft.note = noteText }
+        if lineNumber - noteLine <= 4, first.hasPrefix("WARNING") || first.hasPrefix("kernel BUG") { draft.note = noteText }
         open = draft
         openCaller = Bytes.callerID(line, end: m)
         openEndsWithSeparator = first.hasPrefix("BUG: KASAN") || first.hasPrefix("BUG: KFENCE")
@@ -323,9 +350,22 @@ public struct ConsoleClassifier {
     private mutating func appendIfSameCaller(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, _ truncated: Bool) {
         if openCaller != 0 {
             let caller = Bytes.callerID(line, end: m)
-            if caller != 0 && caller != openCaller { return }
+            if caller != 0 && caller != openCaller {
+                if let i = parked.firstIndex(where: { $0.caller == caller }) {
+                    let text = message(line, m)
+                    parked[i].draft.lines.append(text)
+                    parked[i].draft.byteCount += text.utf8.count + 1
+                    if truncated { parked[i].draft.damaged = true }
+                    if parked[i].draft.lines.count >= Self.maxReportLines || parked[i].draft.byteCount >= Self.maxReportBytes {
+                        store(parked.remove(at: i).draft)
+                    }
+                }
+                return
+            }
         }
-        appendToOpen(message(line, m), damaged: truncated)
+        // A cut line damages the report only when it is the kernel's (printk prefixed):
+        // user space's long lines on the same console are not part of it.
+        appendToOpen(message(line, m), damaged: truncated && m > 0)
     }
 
     private mutating func appendToOpen(_ text: String, damaged: Bool) {
@@ -356,20 +396,30 @@ public struct ConsoleClassifier {
         startReport(line, m, truncated)
     }
 
+    private mutating func closeParked(cutOff: Bool) {
+        while !parked.isEmpty {
+            var draft = parked.removeFirst().draft
+            if cutOff && !draft.sawEndMarker && draft.lines.count < 4 { draft.cutShort = true }
+            store(draft)
+        }
+    }
+
     private mutating func closeOpen(cutOff: Bool) {
         guard var draft = open else { return }
         open = nil
-        if cutOff && !draft.sawEndMarker && draft.lines.count < 4 { draft.damaged = true }
+        if cutOff && !draft.sawEndMarker && draft.lines.count < 4 { draft.cutShort = true }
         store(draft)
     }
 
     private mutating func store(_ draft: ReportDraft) {
-        reportsSeen += 1
         guard result.reports.count < Self.maxStoredReports else {
+            reportsSeen += 1
             result.reportsDropped += 1
             return
         }
-        result.reports.append(ReportAnalyzer.analyze(draft))
+        guard let report = ReportAnalyzer.analyze(draft) else { return }
+        reportsSeen += 1
+        result.reports.append(report)
     }
 
     private mutating func storeFixed(_ category: KernelReport.Category, _ title: String, text: String, line: Int) {
@@ -384,6 +434,7 @@ public struct ConsoleClassifier {
 
     private mutating func handleBanner(_ line: UnsafeBufferPointer<UInt8>, _ m: Int, isBooting: Bool) {
         if open != nil { closeOpen(cutOff: true) }
+        closeParked(cutOff: true)
         let text = message(line, m)
         if isBooting {
             lastBootingLine = lineNumber
@@ -401,6 +452,7 @@ public struct ConsoleClassifier {
     }
 
     private var sawProtocolRelease = false
+    private var sawFirmware = false
 
     private mutating func handleProtocol(_ text: String) {
         let parts = text.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)

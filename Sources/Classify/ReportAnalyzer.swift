@@ -11,6 +11,9 @@ struct ReportDraft {
     var sawEndMarker = false
     /// A line of the report was longer than the console line cap, or a different report cut in.
     var damaged = false
+    /// The log ended a few lines into the report: damage for a kind that prints a stack,
+    /// the whole report for one-line kinds.
+    var cutShort = false
     /// A `refcount_t:` or `ODEBUG:` line printed just before a WARNING.
     var note: String?
     /// Set for reports made directly (reboot, SMMU): no title derivation needed.
@@ -19,31 +22,37 @@ struct ReportDraft {
 
 /// Names a collected report: category, syzbot-style title, guilty frame, signature.
 ///
-/// Titles follow the forms syzbot uses for Linux so a report here can be looked up
-/// there: "KASAN: <bug> <Read|Write> in <fn>", "WARNING in <fn>", "kernel BUG in <fn>",
-/// "INFO: task hung in <fn>", "possible deadlock in <fn>", … `<fn>` is the guilty frame.
+/// The one engine over ``ReportKind/all``: the first kind that recognises the report's
+/// first line and gives a head names it. The title is the head, then " in <culprit>" when
+/// the kind blames a function, then the head's suffix. A kind that blames a function but
+/// finds none in the report gets syzbot's "in corrupted", and the report is corrupted.
 enum ReportAnalyzer {
-    static func analyze(_ draft: ReportDraft) -> KernelReport {
+    /// The report named, or nil when the text turned out not to be a kernel report.
+    static func analyze(_ draft: ReportDraft) -> KernelReport? {
         let lines = draft.lines
         let text = lines.joined(separator: "\n")
         if let fixed = draft.fixed {
             return KernelReport(
                 category: fixed.category.rawValue, title: fixed.title,
                 signature: signature(category: fixed.category, title: fixed.title, frames: []),
-                guiltyFrame: nil, text: text, corrupted: draft.damaged, line: draft.startLine)
+                guiltyFrame: nil, text: text, corrupted: draft.damaged || draft.cutShort, line: draft.startLine)
         }
-        let first = lines.first ?? ""
-        let trace = TraceInfo(lines)
-        var naming = name(first: first, lines: lines, trace: trace, note: draft.note)
-        var corrupted = draft.damaged
-        if naming.expectsTrace && trace.frames.isEmpty { corrupted = true }
-        if naming.incomplete { corrupted = true }
-        naming.title = naming.title.replacingOccurrences(of: "  ", with: " ")
+        let report = ReportText(first: lines.first ?? "", lines: lines, note: draft.note)
+        let stack = Stack(lines)
+        var naming = Naming(category: .other, title: Title.cleaned(report.first), guilty: nil, corrupted: draft.damaged || draft.cutShort)
+        for kind in ReportKind.all where kind.recognises(report.first[...]) {
+            guard let head = kind.head(report) else { continue }
+            if head.notAReport { return nil }
+            let needsStack = head.needsStack ?? (kind.needsStack && (head.culprit ?? kind.culprit) != .none)
+            naming = name(kind, head, report, stack, damaged: draft.damaged || (draft.cutShort && needsStack))
+            break
+        }
         var sigFrames: [String] = []
         if let guilty = naming.guilty {
             sigFrames.append(Frames.normalized(guilty))
-            if let at = trace.frames.firstIndex(of: guilty) {
-                for f in trace.frames[(at + 1)...] where !Frames.isGeneric(f) {
+            let frames = stack.mainFrames.map(\.name)
+            if let at = frames.firstIndex(of: guilty) {
+                for f in frames[(at + 1)...] where !Frames.isGeneric(f) {
                     sigFrames.append(Frames.normalized(f))
                     if sigFrames.count == 3 { break }
                 }
@@ -52,8 +61,154 @@ enum ReportAnalyzer {
         return KernelReport(
             category: naming.category.rawValue, title: naming.title,
             signature: signature(category: naming.category, title: naming.title, frames: sigFrames),
-            guiltyFrame: naming.guilty.map(Frames.normalized), text: text, corrupted: corrupted,
+            guiltyFrame: naming.guilty.map(Frames.normalized), text: text, corrupted: naming.corrupted,
             line: draft.startLine)
+    }
+
+    struct Naming {
+        var category: KernelReport.Category
+        var title: String
+        var guilty: String?
+        var corrupted: Bool
+    }
+
+    /// Applies one kind's rules to a report.
+    static func name(_ kind: ReportKind, _ head: ReportKind.Head, _ report: ReportText, _ stack: Stack, damaged: Bool) -> Naming {
+        var rule = head.culprit ?? kind.culprit
+        var corrupted = damaged || head.corrupted || stack.lostLines
+        if rule != .none, stack.mainFrames.contains(where: { Stack.faultInjection.contains(Frames.normalized($0.name)) }) {
+            // Fault injection dumps its own stack; interleaved with this report, its frames
+            // would name the wrong function. syzbot calls such a report corrupted, and so do we;
+            // only a faulting pc still says where this report happened.
+            corrupted = true
+            if rule == .pcThenStack || rule == .warning, let pc = stack.pc,
+               !Frames.isGeneric(pc), !kind.skip.matches(pc)
+            {
+                return finish(kind, head, guilty: pc, rule: rule, corrupted: corrupted)
+            }
+            rule = .none
+        }
+        var guilty = head.function
+        if guilty == nil, rule != .none {
+            guilty = culprit(rule, kind: kind, report: report, stack: stack)
+        }
+        if let g = guilty, let renamed = kind.renames[Frames.normalized(g)] { guilty = renamed }
+        if head.needsStack ?? kind.needsStack, rule != .none, !stack.hasFrames { corrupted = true }
+        return finish(kind, head, guilty: guilty, rule: rule, corrupted: corrupted)
+    }
+
+    /// The title from a head and a culprit: "in corrupted" when the kind blames a function
+    /// and none was found.
+    private static func finish(_ kind: ReportKind, _ head: ReportKind.Head, guilty: String?, rule: ReportKind.Culprit, corrupted: Bool) -> Naming {
+        var corrupted = corrupted
+        var title = head.text
+        if guilty != nil || rule != .none || (corrupted && (head.culprit ?? kind.culprit) != .none) {
+            if let g = guilty {
+                title += " in " + (head.verbatim ? g : Frames.normalized(g))
+            } else {
+                title += " in corrupted"
+                corrupted = true
+            }
+        }
+        title += head.suffix
+        return Naming(category: head.category ?? kind.category, title: title.replacingOccurrences(of: "  ", with: " "), guilty: guilty, corrupted: corrupted)
+    }
+
+    /// The function a rule blames, or nil when the report does not show one.
+    static func culprit(_ rule: ReportKind.Culprit, kind: ReportKind, report: ReportText, stack: Stack) -> String? {
+        func skipped(_ f: String) -> Bool {
+            let n = Frames.normalized(f)
+            if kind.keep.contains(n) { return false }
+            return Frames.isGeneric(f) || kind.skip.matches(f)
+        }
+        func firstOfStack() -> String? {
+            for section in stack.mainSections {
+                if let f = section.frames.first(where: { !skipped($0.name) }) { return f.name }
+            }
+            return nil
+        }
+        switch rule {
+        case .none:
+            return nil
+        case .stack:
+            return firstOfStack()
+        case .pcThenStack:
+            if let pc = stack.pc, !skipped(pc) { return pc }
+            return firstOfStack()
+        case .headerThenStack:
+            let header = report.first.range(of: " in ").flatMap { Frames.function(atStartOf: report.first[$0.upperBound...]) }
+            if let h = header, !skipped(h) { return h }
+            return firstOfStack()
+        case .warning:
+            if let pc = stack.pc, !skipped(pc) { return pc }
+            return firstOfStack()
+        case .lockSite:
+            // The lock sites lockdep names first ("(&lock){+.+.}, at: foo+0x…", or "at:" at a
+            // line's end and the function on the next): the lock being taken or released,
+            // then the one held.
+            let lines = Array(report.lines.dropFirst().prefix(80))
+            var sites = 0
+            for (i, line) in lines.enumerated() {
+                var site: String?
+                if let r = line.range(of: "at: ") {
+                    let rest = line[r.upperBound...]
+                    site = Frames.function(atStartOf: rest) ?? Frames.function(inTraceLine: rest)
+                } else if line.hasSuffix(" at:"), i + 1 < lines.count {
+                    site = Frames.function(inTraceLine: lines[i + 1][...]) ?? Frames.function(atStartOf: lines[i + 1][...])
+                }
+                guard let site else { continue }
+                if !skipped(site) { return site }
+                sites += 1
+                if sites == 2 { break }
+            }
+            // Then the task's stack, then the dependency chain lockdep printed.
+            return firstOfStack() ?? stack.sections.lazy.compactMap { $0.frames.first(where: { !skipped($0.name) })?.name }.first
+        case .stall:
+            return stallCulprit(stack: stack, skipped: skipped)
+        case .irqSafeSite:
+            for section in stack.sections where section.kind != .context {
+                if let f = section.frames.first(where: { !skipped($0.name) }) { return f.name }
+            }
+            return nil
+        case .allocation:
+            let frames = stack.sections.first(where: { $0.kind != .context })?.frames ?? []
+            return frames.first { f in
+                let n = Frames.normalized(f.name)
+                return !skipped(f.name) && !Frames.allocation.matches(f.name) && !n.contains("alloc")
+                    && !Stall.leakWrappers.contains(n)
+            }?.name
+        }
+    }
+
+    /// What a stalled CPU or task was doing: in the code the timer interrupt found running,
+    /// the innermost entry point (a syscall, or the handler a dispatcher called: a file
+    /// operation, a socket operation, a packet receive, a timer or work callback), else the
+    /// first frame that is not skipped. Entry points are stable from stall to stall of one bug,
+    /// where the exact interrupted instruction is not.
+    static func stallCulprit(stack: Stack, skipped: (String) -> Bool) -> String? {
+        for section in stack.sections where section.kind != .context {
+            var frames = section.framesWithPC
+            let pcShift = frames.count - section.frames.count
+            // A trace printed from inside the report's own interrupt (an NMI backtrace, the
+            // watchdog's panic): the interrupted code is below the interrupt entry.
+            if let after = section.afterInterrupt, after < section.frames.count,
+               section.frames[..<after].contains(where: { Frames.reporting.matches($0.name) })
+            {
+                // The pc printed after the interrupt entry is the interrupted code's.
+                let split = section.pc.map { $0.index >= after ? after : after + pcShift } ?? after
+                frames = Array(frames[min(split, frames.count)...])
+            } else if frames.allSatisfy({ skipped($0.name) }) {
+                continue
+            }
+            let names = frames.map { Frames.normalized($0.name) }
+            for (i, n) in names.enumerated() {
+                if n.hasPrefix("sys_") && !Stall.notSyscalls.contains(n) || frames[i].name.hasPrefix("compat_SyS_") { return n }
+                if Stall.anchors.contains(n) { return Stall.anchorNames[n] ?? n }
+                if i + 1 < names.count, Stall.dispatchers.contains(names[i + 1]), !skipped(frames[i].name) { return frames[i].name }
+            }
+            if let f = frames.first(where: { !skipped($0.name) }) { return f.name }
+        }
+        return nil
     }
 
     static func signature(category: KernelReport.Category, title: String, frames: [String]) -> String {
@@ -87,347 +242,40 @@ enum ReportAnalyzer {
         }
         return out
     }
-
-    struct Naming {
-        var category: KernelReport.Category
-        var title: String
-        var guilty: String?
-        var expectsTrace = true
-        var incomplete = false
-    }
-
-    /// Appends " in <fn>" when a function is known.
-    private static func titled(_ head: String, _ fn: String?) -> String {
-        guard let fn else { return head }
-        return "\(head) in \(Frames.normalized(fn))"
-    }
-
-    private static func name(first: String, lines: [String], trace: TraceInfo, note: String?) -> Naming {
-        let stackGuilty = trace.firstNonGeneric
-        let pcOrStack = trace.pcFunction ?? stackGuilty
-
-        if let rest = first.after("BUG: KASAN: ") {
-            let (kind, headerFn) = splitKind(rest)
-            var bug = kind
-            var access: String?
-            if bug == "double-free or invalid-free" { bug = "invalid-free" }
-            if !["invalid-free", "double-free"].contains(bug) {
-                for l in lines.prefix(12) {
-                    let t = l.trimmingCharacters(in: .whitespaces)
-                    if t.hasPrefix("Read of size") || t.hasPrefix("Read at addr") { access = "Read"; break }
-                    if t.hasPrefix("Write of size") || t.hasPrefix("Write at addr") { access = "Write"; break }
-                }
-            }
-            let guilty = stackGuilty ?? headerFn
-            let head = access.map { "KASAN: \(bug) \($0)" } ?? "KASAN: \(bug)"
-            var n = Naming(category: .kasan, title: titled(head, guilty), guilty: guilty)
-            if access == nil && !["invalid-free", "double-free"].contains(bug) && !bug.hasPrefix("invalid-access") {
-                n.incomplete = true
-            }
-            return n
-        }
-        if let rest = first.after("BUG: KFENCE: ") {
-            let (kind, headerFn) = splitKind(rest)
-            let guilty = stackGuilty ?? headerFn
-            return Naming(category: .kfence, title: titled("KFENCE: \(kind)", guilty), guilty: guilty)
-        }
-        if let rest = first.after("BUG: KMSAN: ") {
-            let (kind, headerFn) = splitKind(rest)
-            let guilty = stackGuilty ?? headerFn
-            return Naming(category: .kmsan, title: titled("KMSAN: \(kind)", guilty), guilty: guilty)
-        }
-        if let rest = first.after("BUG: KCSAN: ") {
-            // "data-race in foo / bar": the two racing functions, as printed.
-            let stripped = rest.split(separator: " ").map { word -> String in
-                if let plus = word.range(of: "+0x") { return String(word[..<plus.lowerBound]) }
-                return String(word)
-            }.joined(separator: " ")
-            let guilty = stripped.range(of: " in ").flatMap { stripped[$0.upperBound...].split(separator: " ").first.map(String.init) }
-            return Naming(category: .kcsan, title: "KCSAN: \(stripped)", guilty: guilty)
-        }
-        if let rest = first.after("UBSAN: ") {
-            let kind = rest.components(separatedBy: " in ").first ?? rest
-            return Naming(category: .ubsan, title: titled("UBSAN: \(kind)", stackGuilty), guilty: stackGuilty)
-        }
-        if first.hasPrefix("BUG: memory leak") || first.hasPrefix("unreferenced object") {
-            let guilty = trace.frames.first { !Frames.isGeneric($0) && !Frames.isAllocation($0) }
-            return Naming(category: .leak, title: titled("memory leak", guilty), guilty: guilty)
-        }
-        if first.contains("unable to handle kernel") || first.hasPrefix("BUG: kernel NULL pointer dereference")
-            || first.hasPrefix("BUG: unable to handle page fault")
-        {
-            let what: String
-            if first.contains("NULL pointer dereference") {
-                what = "NULL pointer dereference"
-            } else if first.contains("paging request") || first.contains("page fault") {
-                what = "paging request"
-            } else {
-                what = first.after("unable to handle kernel ")?.components(separatedBy: " at ").first ?? "paging request"
-            }
-            return Naming(category: .oops, title: titled("BUG: unable to handle kernel \(what)", pcOrStack), guilty: pcOrStack)
-        }
-        if let rest = first.after("Unable to handle kernel ") {
-            let what = rest.components(separatedBy: " at ").first ?? rest
-            return Naming(category: .oops, title: titled("Unable to handle kernel \(what)", pcOrStack), guilty: pcOrStack)
-        }
-        if first.hasPrefix("general protection fault") {
-            return Naming(category: .oops, title: titled("general protection fault", pcOrStack), guilty: pcOrStack)
-        }
-        if first.hasPrefix("divide error: ") {
-            return Naming(category: .oops, title: titled("divide error", pcOrStack), guilty: pcOrStack)
-        }
-        if first.hasPrefix("invalid opcode: ") {
-            return Naming(category: .oops, title: titled("invalid opcode", pcOrStack), guilty: pcOrStack)
-        }
-        if first.hasPrefix("kernel BUG at ") || first.hasPrefix("Kernel BUG at ") {
-            if let fn = pcOrStack {
-                return Naming(category: .bug, title: titled("kernel BUG", fn), guilty: fn)
-            }
-            let file = first.dropFirst("kernel BUG at ".count).components(separatedBy: ":").first ?? ""
-            return Naming(category: .bug, title: "kernel BUG at \(file)", guilty: nil)
-        }
-        if let rest = first.after("Internal error: ") {
-            let what = (rest.components(separatedBy: " [#").first ?? rest)
-            if what.hasPrefix("Oops - BUG") {
-                return Naming(category: .bug, title: titled("kernel BUG", pcOrStack), guilty: pcOrStack)
-            }
-            let head = what.hasPrefix("Oops:") ? "Internal error: Oops" : "Internal error: \(what.components(separatedBy: ":").first ?? what)"
-            return Naming(category: .oops, title: titled(head, pcOrStack), guilty: pcOrStack)
-        }
-        if first.hasPrefix("Oops: ") || first.hasPrefix("Oops ") {
-            return Naming(category: .oops, title: titled("Oops", pcOrStack), guilty: pcOrStack)
-        }
-        if first.hasPrefix("INFO: task "), first.contains("blocked for more than") {
-            return Naming(category: .hang, title: titled("INFO: task hung", stackGuilty), guilty: stackGuilty)
-        }
-        if first.contains("detected stall") || first.contains("detected expedited stall") {
-            let guilty = trace.stallGuilty
-            return Naming(category: .hang, title: titled("INFO: rcu detected stall", guilty), guilty: guilty)
-        }
-        if first.contains("BUG: soft lockup") {
-            let guilty = trace.stallGuilty
-            return Naming(category: .hang, title: titled("BUG: soft lockup", guilty), guilty: guilty)
-        }
-        if first.contains("hard LOCKUP") {
-            let guilty = trace.stallGuilty
-            return Naming(category: .hang, title: titled("BUG: hard lockup", guilty), guilty: guilty)
-        }
-        if let rest = first.after("WARNING: ") ?? first.after("INFO: ") {
-            if let lockdep = lockdepNaming(rest, lines: lines, trace: trace) { return lockdep }
-        }
-        if first.hasPrefix("WARNING:") {
-            let header = Frames.function(inHeader: first)
-            let noteGuilty = stackGuilty ?? header
-            if let note, note.hasPrefix("refcount_t") || header.map({ $0.hasPrefix("refcount_") }) == true {
-                let guilty = trace.frames.first { !Frames.isGeneric($0) } ?? header
-                return Naming(category: .refcount, title: titled("WARNING: refcount bug", guilty), guilty: guilty)
-            }
-            if let note, note.hasPrefix("ODEBUG") {
-                return Naming(category: .warning, title: titled("WARNING: ODEBUG bug", noteGuilty), guilty: noteGuilty)
-            }
-            if first.hasPrefix("WARNING: CPU: ") || header != nil {
-                var guilty = header
-                if let h = header, Frames.isGeneric(h) { guilty = stackGuilty ?? h }
-                if guilty == nil { guilty = stackGuilty }
-                return Naming(category: .warning, title: titled("WARNING", guilty), guilty: guilty)
-            }
-            let what = cleanedHead(String(first.dropFirst("WARNING: ".count)))
-            return Naming(category: .warning, title: titled("WARNING: \(what)", stackGuilty), guilty: stackGuilty)
-        }
-        if let rest = first.after("BUG: ") {
-            let what = cleanedHead(rest)
-            let category: KernelReport.Category
-            var guilty = stackGuilty
-            var expectsTrace = true
-            if what.hasPrefix("sleeping function called from invalid context")
-                || what.hasPrefix("scheduling while atomic")
-                || what.hasPrefix("using smp_processor_id() in preemptible")
-                || what.hasPrefix("using __this_cpu_")
-                || what.hasPrefix("workqueue leaked lock")
-            {
-                category = .atomicSleep
-            } else if what.hasPrefix("workqueue lockup") || what.hasPrefix("spinlock lockup") {
-                category = .hang
-            } else if what.hasPrefix("stack guard page") {
-                category = .oops
-                guilty = pcOrStack
-            } else if what.contains("lock") || what.hasPrefix("MAX_LOCK") || what.contains("lockdep") {
-                category = .lockdep
-            } else {
-                category = .bug
-            }
-            if what.hasPrefix("Bad rss-counter") || what.hasPrefix("MAX_LOCK") || what.hasPrefix("workqueue lockup") {
-                expectsTrace = false
-                guilty = nil
-            }
-            var n = Naming(category: category, title: titled("BUG: \(what)", guilty), guilty: guilty)
-            n.expectsTrace = expectsTrace
-            return n
-        }
-        if let rest = first.after("Kernel panic - not syncing: ") {
-            var n = Naming(category: .panic, title: "kernel panic: \(cleanedPanic(rest))", guilty: nil)
-            n.expectsTrace = false
-            return n
-        }
-        var n = Naming(category: .other, title: cleanedHead(first), guilty: stackGuilty)
-        n.expectsTrace = false
-        return n
-    }
-
-    private static func lockdepNaming(_ rest: String, lines: [String], trace: TraceInfo) -> Naming? {
-        let deadlock = [
-            "possible circular locking dependency", "possible recursive locking",
-            "-safe -> ", "possible irq lock inversion",
-        ]
-        let atFunction = lines.lazy.compactMap { line -> String? in
-            guard let r = line.range(of: ", at: ") ?? line.range(of: "}, at: ") else { return nil }
-            return Frames.function(atStartOf: line[r.upperBound...])
-        }.first
-        if deadlock.contains(where: { rest.contains($0) }) {
-            // The lock being acquired when lockdep noticed: "(&lock){+.+.}, at: foo+0x…".
-            let guilty = atFunction ?? trace.firstNonGeneric
-            return Naming(category: .lockdep, title: titled("possible deadlock", guilty), guilty: guilty)
-        }
-        if rest.hasPrefix("inconsistent lock state") {
-            let guilty = atFunction ?? trace.firstNonGeneric
-            return Naming(category: .lockdep, title: titled("inconsistent lock state", guilty), guilty: guilty)
-        }
-        if rest.hasPrefix("suspicious RCU usage") {
-            let guilty = trace.firstNonGeneric
-            return Naming(category: .lockdep, title: titled("WARNING: suspicious RCU usage", guilty), guilty: guilty)
-        }
-        for what in [
-            "bad unlock balance", "held lock freed", "lock held when returning to user space",
-            "nested lock was not taken", "lock held at task exit time", "still has locks held",
-        ] where rest.hasPrefix(what) {
-            let guilty = what == "bad unlock balance" || what.hasPrefix("lock held") ? (atFunction ?? trace.firstNonGeneric) : trace.firstNonGeneric
-            return Naming(category: .lockdep, title: titled("WARNING: \(what)", guilty), guilty: guilty)
-        }
-        if rest.hasPrefix("trying to register non-static key") {
-            let guilty = trace.firstNonGeneric
-            return Naming(category: .lockdep, title: titled("INFO: trying to register non-static key", guilty), guilty: guilty)
-        }
-        return nil
-    }
-
-    /// "use-after-free in foo+0x1/0x2" → ("use-after-free", "foo"); also "… on address …".
-    private static func splitKind(_ rest: String) -> (String, String?) {
-        if let r = rest.range(of: " in ") {
-            let fn = Frames.function(atStartOf: rest[r.upperBound...])
-            return (String(rest[..<r.lowerBound]), fn)
-        }
-        if let r = rest.range(of: " on address") { return (String(rest[..<r.lowerBound]), nil) }
-        return (cleanedHead(rest), nil)
-    }
-
-    /// A report head without the parts that change from run to run: addresses,
-    /// "at file:line", CPU and task details.
-    static func cleanedHead(_ s: String) -> String {
-        var t = s
-        for sep in [" at ", ", ", " - ", " on CPU", " for address", " in process", ": 0x", " [", " (", " pid:", "!"] {
-            if let r = t.range(of: sep), r.lowerBound > t.startIndex { t = String(t[..<r.lowerBound]) }
-        }
-        if s.hasSuffix("!") && !t.hasSuffix("!") && !s.dropLast().contains("!") && t.count == s.count - 1 { t += "!" }
-        return t.trimmingCharacters(in: CharacterSet(charactersIn: " .:"))
-    }
-
-    /// The panic message without exit codes and addresses.
-    static func cleanedPanic(_ s: String) -> String {
-        var t = s
-        for sep in [" exitcode=", " - ", ": 0x", " 0x"] {
-            if let r = t.range(of: sep) { t = String(t[..<r.lowerBound]) }
-        }
-        return t.trimmingCharacters(in: .whitespaces)
-    }
 }
 
-/// The stack information in a report: frames of its first trace, the faulting pc.
-struct TraceInfo {
-    /// Reliable frames of the first stack trace (or of every frame-looking line when there is no trace header).
-    var frames: [String] = []
-    /// Index in `frames` just past the last interrupt-entry frame, for stalls.
-    var afterInterrupt: Int?
-    /// The function in `pc : `, `RIP: 0010:`, `IP: ` or `PC is at`.
-    var pcFunction: String?
-
-    init(_ lines: [String]) {
-        var inTrace = false
-        var sawTraceHeader = false
-        var traceDone = false
-        var loose: [String] = []
-        var lastInterrupt: Int?
-        for line in lines {
-            let t = line.drop(while: { $0 == " " || $0 == "\t" })
-            if pcFunction == nil {
-                if let r = t.range(of: "pc : "), r.lowerBound == t.startIndex {
-                    pcFunction = Frames.function(atStartOf: t[r.upperBound...])
-                } else if t.hasPrefix("RIP: 0010:") {
-                    pcFunction = Frames.function(atStartOf: t.dropFirst("RIP: 0010:".count))
-                } else if t.hasPrefix("IP: ") {
-                    pcFunction = Frames.function(atStartOf: t.dropFirst("IP: ".count))
-                } else if t.hasPrefix("PC is at ") {
-                    pcFunction = Frames.function(atStartOf: t.dropFirst("PC is at ".count))
-                } else if t.hasPrefix("EIP: ") {
-                    pcFunction = Frames.function(atStartOf: t.dropFirst(5).drop(while: { $0 != ":" }).dropFirst())
-                }
-            }
-            if t.hasPrefix("Call Trace:") || t.hasPrefix("Call trace:") || t.hasPrefix("backtrace:")
-                || t.hasPrefix("backtrace (crc")
-            {
-                if sawTraceHeader && !frames.isEmpty { traceDone = true }
-                sawTraceHeader = true
-                inTrace = !traceDone
-                continue
-            }
-            if t == "<IRQ>" || t == "</IRQ>" || t == "<TASK>" || t == "</TASK>" || t == "<NMI>" || t == "</NMI>"
-                || t == "<EOI>" || t.hasPrefix("<IRQ>") || t.hasPrefix("</IRQ>")
-            {
-                if inTrace, t.hasPrefix("</IRQ>") || t == "<EOI>" { lastInterrupt = frames.count }
-                continue
-            }
-            let fn = Frames.function(inTraceLine: line[...])
-            if let fn {
-                if inTrace {
-                    if Frames.isInterruptEntry(fn) { lastInterrupt = frames.count + 1 }
-                    frames.append(fn)
-                } else if !sawTraceHeader {
-                    loose.append(fn)
-                }
-                continue
-            }
-            if inTrace && !frames.isEmpty && isSectionBreak(t) { inTrace = false; traceDone = true }
-        }
-        if frames.isEmpty { frames = loose }
-        afterInterrupt = lastInterrupt
-    }
-
-    /// A line that ends a stack trace (as opposed to register dumps within x86 traces).
-    private func isSectionBreak(_ t: Substring) -> Bool {
-        if t.isEmpty { return true }
-        let breaks = [
-            "Allocated by", "Freed by", "The buggy address", "Memory state", "Last potentially",
-            "Showing all locks", "NMI backtrace", "Sending NMI", "Kernel panic", "---[ end",
-            "Modules linked in", "Code: ", "irq event stamp", "other info that might help",
-            "the existing dependency chain", "Possible unsafe locking", "Task dump", "==========",
-            "Second to last", "page last", "Kernel Offset", "Dumping ftrace", "Rebooting in",
-            "Uninit was", "Local variable", "Bytes ", "Memory access",
-        ]
-        return breaks.contains(where: { t.hasPrefix($0) })
-    }
-
-    var firstNonGeneric: String? { frames.first { !Frames.isGeneric($0) } }
-
-    /// For stalls and lockups: the code that was interrupted, i.e. the pc when it is
-    /// not generic, else the first non-generic frame below the interrupt entry.
-    var stallGuilty: String? {
-        if let pc = pcFunction, !Frames.isGeneric(pc) { return pc }
-        if let after = afterInterrupt, after < frames.count,
-           let f = frames[after...].first(where: { !Frames.isGeneric($0) })
-        {
-            return f
-        }
-        return firstNonGeneric
-    }
+/// The entry points that name what a stalled task was doing.
+enum Stall {
+    /// Functions that call a handler chosen at run time; the handler they called is the anchor.
+    static let dispatchers: Set<String> = [
+        "vfs_read", "__vfs_read", "vfs_write", "__vfs_write", "new_sync_read", "new_sync_write", "do_iter_readv_writev",
+        "do_iter_read", "do_iter_write", "vfs_iter_write", "vfs_iter_read", "vfs_ioctl", "do_vfs_ioctl", "sys_ioctl",
+        "compat_sys_ioctl", "sys_compat_ioctl", "sock_sendmsg", "__sock_sendmsg", "sock_sendmsg_nosec",
+        "____sys_sendmsg", "sock_common_setsockopt",
+        "__sys_setsockopt", "sock_common_getsockopt", "__sys_getsockopt", "sock_setsockopt", "__netif_receive_skb_core",
+        "__netif_receive_skb_one_core", "__netif_receive_skb_list_core", "__netif_receive_skb", "call_timer_fn",
+        "__hrtimer_run_queues", "process_one_work", "__fput", "do_dentry_open", "__do_fault", "mmap_region",
+        "rtnetlink_rcv_msg", "nfnetlink_rcv_msg", "tasklet_action_common", "__do_softirq", "handle_softirqs", "__sys_sendto", "__sys_recvfrom", "sock_write_iter",
+        "sock_read_iter", "sock_ioctl", "__sys_connect", "__sys_bind", "__sys_accept4", "__sys_listen", "sock_close",
+        "__sock_release", "call_write_iter", "call_read_iter",
+        "smp_call_function_many", "flush_smp_call_function_queue", "generic_smp_call_function_single_interrupt",
+    ]
+    /// Functions that are the anchor themselves wherever they are found.
+    static let anchors: Set<String> = [
+        "kvm_vcpu_ioctl", "kvm_vm_ioctl", "ipv6_rcv", "ip_rcv", "ip_list_rcv", "br_handle_frame", "smp_call_function",
+        "smp_call_function_many", "smp_call_function_single", "smp_call_function_many_cond", "on_each_cpu",
+        "on_each_cpu_mask", "on_each_cpu_cond_mask",
+    ]
+    /// Anchors named by what they are for: the cross-CPU call helpers are all "smp_call_function".
+    static let anchorNames: [String: String] = [
+        "smp_call_function_many": "smp_call_function", "smp_call_function_single": "smp_call_function",
+        "smp_call_function_many_cond": "smp_call_function", "on_each_cpu": "smp_call_function",
+        "on_each_cpu_mask": "smp_call_function", "on_each_cpu_cond_mask": "smp_call_function",
+    ]
+    /// `sys_`-named helpers that are not system calls.
+    static let notSyscalls: Set<String> = ["sys_call", "sys_ni_syscall"]
+    /// Allocation wrappers a leak's backtrace passes through before its caller.
+    static let leakWrappers: Set<String> = ["kvasprintf_const", "kvasprintf", "kasprintf", "create_object", "new_inode_pseudo_", "alloc_inode"]
 }
 
 extension Frames {

@@ -87,7 +87,7 @@ final class BisectDecisionTests: XCTestCase {
             if broken, uniform() < rate {
                 let reason = "PASID 1 freed while still bound to pid \(80 + Int(uniform() * 40))"
                 return StepRun(runID: id, status: .fail, end: "finished", reason: reason,
-                               failureTitles: [reason, "Unable to handle kernel NULL pointer dereference in __kmalloc_node_noprof"],
+                               failureTitles: [reason, "BUG: unable to handle kernel NULL pointer dereference in sva_accel_pin"],
                                workloadCompleted: false, timings: timings)
             }
             if otherCrash.contains(index) {
@@ -171,14 +171,14 @@ final class BisectDecisionTests: XCTestCase {
         XCTAssertTrue(other?.note.contains("WARNING in foo") ?? false)
 
         let hunted = FailureSignature("PASID 1 freed while still bound to pid 2")
-        let stopped = StepRun(runID: "r", status: .fail, end: "finished", reason: "Unable to handle kernel paging request in foo",
-                              failureTitles: ["Unable to handle kernel paging request in foo"], workloadCompleted: false,
+        let stopped = StepRun(runID: "r", status: .fail, end: "finished", reason: "BUG: unable to handle kernel paging request in foo",
+                              failureTitles: ["BUG: unable to handle kernel paging request in foo"], workloadCompleted: false,
                               timings: StepTimings())
         XCTAssertEqual(Observation.of(stopped, hunting: hunted),
-                       .inconclusive("a different failure stopped the workload: Unable to handle kernel paging request in foo"))
+                       .inconclusive("a different failure stopped the workload: BUG: unable to handle kernel paging request in foo"))
         var completed = stopped
         completed.workloadCompleted = true
-        XCTAssertEqual(Observation.of(completed, hunting: hunted), .miss(other: "Unable to handle kernel paging request in foo"))
+        XCTAssertEqual(Observation.of(completed, hunting: hunted), .miss(other: "BUG: unable to handle kernel paging request in foo"))
         var hit = stopped
         hit.failureTitles.append("PASID 7 freed while still bound to pid 99")
         XCTAssertEqual(Observation.of(hit, hunting: hunted), .hit)

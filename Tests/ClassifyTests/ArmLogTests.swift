@@ -109,6 +109,21 @@ struct ArmLogTests {
 
 /// Behaviour beyond the per-log headers, on the same arm64 logs.
 final class ArmLogBehaviourTests: XCTestCase {
+    /// The planted 2022 PASID bug's oops, recorded from a real 6.12 guest: the NULL
+    /// dereference happens inside the slab allocator, and the title must name the driver
+    /// function that called it, so the same bug hit from another allocation site is not
+    /// merged with every other allocator crash.
+    func testPlantedPasidOopsIsNamedByItsCallerNotTheAllocator() throws {
+        let url = Bundle.module.resourceURL!.appendingPathComponent("testdata/traces/sva-6.12-planted-pasid-uaf.log")
+        var classifier = ConsoleClassifier()
+        classifier.feed(try Data(contentsOf: url))
+        let oops = try XCTUnwrap(classifier.finish().reports.first { $0.category == "oops" })
+        XCTAssertTrue(oops.text.contains("pc : __kmalloc_node_noprof"), "the fault is in the allocator")
+        XCTAssertEqual(oops.title, "BUG: unable to handle kernel NULL pointer dereference in sva_accel_pin")
+        XCTAssertEqual(oops.guiltyFrame, "sva_accel_pin")
+        XCTAssertFalse(oops.corrupted)
+    }
+
     /// Chunking must not matter: one byte at a time gives the same analysis.
     func testByteAtATimeFeedingGivesTheSameAnalysis() throws {
         for name in ["kasan-uaf.log", "smmu-6.14.log", "interleaved-caller-id.log", "lockdep-circular.log"] {

@@ -30,11 +30,12 @@ enum FirstCrash {
     }
 
     /// The report a header's TITLE describes: the first one that is neither an unexpected
-    /// reboot (syzkaller keeps those apart too) nor a failure our guest's workload reported
-    /// (that is not a kernel crash; syzkaller's logs have no `@@kharness` lines, so there
-    /// this is simply the first report that is not a reboot).
+    /// reboot nor a failure our guest's workload reported (that is not a kernel crash;
+    /// syzkaller's logs have no `@@kharness` lines). A reboot is the crash only when there is
+    /// nothing else: a machine that reset under the kernel says no more than that.
     static func report(in analysis: ConsoleAnalysis) -> KernelReport? {
-        analysis.reports.first { $0.category != KernelReport.Category.reboot.rawValue && $0.isKernelReport }
+        let kernel = analysis.reports.filter(\.isKernelReport)
+        return kernel.first { $0.category != KernelReport.Category.reboot.rawValue } ?? kernel.first
     }
 
     /// The aspects that apply to `header` (title, corrupted and category only when it has
