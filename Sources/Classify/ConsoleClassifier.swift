@@ -156,7 +156,7 @@ public struct ConsoleClassifier {
     }
 
     private enum LineKind {
-        case none, start, secondary, panic, endMarker, separator, note, booting, linuxVersion, smmu, firmware
+        case none, start, secondary, panic, endMarker, separator, note, booting, linuxVersion, smmu, firmware, oneLine
         case smmuSuppressed, leakObject
     }
 
@@ -246,6 +246,17 @@ public struct ConsoleClassifier {
             if open != nil { appendIfSameCaller(line, m, truncated) }
         case .booting, .linuxVersion:
             handleBanner(line, m, isBooting: kind == .booting)
+        case .oneLine:
+            if open == nil {
+                startReport(line, m, truncated)
+            } else {
+                // A one-line report printed into another report: both stand.
+                var draft = ReportDraft()
+                draft.startLine = lineNumber
+                draft.lines = [message(line, m)]
+                draft.damaged = truncated
+                store(draft)
+            }
         case .firmware:
             if open != nil { closeOpen(cutOff: true) }
             if !sawFirmware {
@@ -309,6 +320,7 @@ public struct ConsoleClassifier {
         switch ReportStarts.match(line, at: m) {
         case .start: return .start
         case .continuation: return .secondary
+        case .oneLine: return .oneLine
         case nil: return .none
         }
     }

@@ -31,6 +31,9 @@ struct ReportKind: Sendable {
     var keep: Set<String> = []
     /// The report is corrupted unless it has a stack trace (most kinds print one).
     var needsStack = true
+    /// The report is its first line alone: printed in the middle of another report, it is
+    /// a report of its own and the other one goes on.
+    var oneLine = false
     /// Culprits named otherwise in this kind's titles (a hung task's
     /// `synchronize_rcu_expedited` is a wait for `synchronize_rcu`).
     var renames: [String: String] = [:]
@@ -555,11 +558,13 @@ extension ReportKind {
     static let others: [ReportKind] = [
         ReportKind(
             starts: ["unregister_netdevice: waiting for "], requires: ["to become free"], category: .other,
-            head: { _ in Head("unregister_netdevice: waiting for DEV to become free") }, culprit: .none, needsStack: false
+            head: { _ in Head("unregister_netdevice: waiting for DEV to become free") }, culprit: .none, needsStack: false,
+            oneLine: true
         ),
         ReportKind(
             starts: ["VFS: Close: file count is"], category: .bug,
-            head: { _ in Head("VFS: Close: file count is zero (use-after-free)") }, culprit: .none, needsStack: false
+            head: { _ in Head("VFS: Close: file count is zero (use-after-free)") }, culprit: .none, needsStack: false,
+            oneLine: true
         ),
         ReportKind(
             starts: ["BUG: "], category: .bug,
@@ -691,13 +696,14 @@ enum Title {
 /// The byte-level index of the kinds' `starts`, for the console's hot path: a line is
 /// looked up by its first byte, so most console lines cost one table read.
 enum ReportStarts {
-    enum Match { case start, continuation }
+    enum Match { case start, continuation, oneLine }
 
     struct Entry {
         var prefix: [UInt8]
         var requires: [[UInt8]]
         var excludes: [[UInt8]]
         var continues: Bool
+        var oneLine: Bool
     }
 
     static let byFirstByte: [[Entry]] = {
@@ -708,7 +714,7 @@ enum ReportStarts {
                 guard let first = bytes.first else { continue }
                 table[Int(first)].append(
                     Entry(prefix: bytes, requires: kind.requires.map { Array($0.utf8) },
-                          excludes: [], continues: kind.continues))
+                          excludes: [], continues: kind.continues, oneLine: kind.oneLine))
             }
         }
         return table
@@ -721,6 +727,7 @@ enum ReportStarts {
         var found: Match?
         for e in entries where Bytes.hasPrefix(line, at: m, e.prefix) {
             if !e.requires.allSatisfy({ Bytes.find(line, $0, from: m) != nil }) { continue }
+            if e.oneLine { return .oneLine }
             if !e.continues { return .start }
             found = .continuation
         }
