@@ -7,10 +7,11 @@
 /// the machinery, written from the reports in the syzkaller corpus and our own arm64 logs.
 enum Frames {
     /// The function of a stack-trace line: ` foo+0x1c/0x40`, ` [<ffffffff8123>] foo+0x1c/0x40 [mod]`,
-    /// ` foo+0x1c/0x40 (P)`, a symbolized inline frame ` foo net/x.c:12 [inline]`, an arm32
-    /// ` [<80b10c70>] (memset) from [<8062eec8>] (caller+0x154/0x3c4)` or a powerpc
-    /// ` [c0000000f2ef3b10] [c000000000b7f2b8] foo+0x1c/0x40 (unreliable)`.
-    /// Unreliable frames (`? foo+…`) and anything else give nil.
+    /// ` foo+0x1c/0x40 (P)`, an arm32 ` [<80b10c70>] (memset) from [<8062eec8>] (caller+0x154/0x3c4)`
+    /// or a powerpc ` [c0000000f2ef3b10] [c000000000b7f2b8] foo+0x1c/0x40 (unreliable)`.
+    /// Unreliable frames (`? foo+…`) and anything else give nil, and so does a symbolizer's
+    /// inline line (` foo net/x.c:12 [inline]`): that code was compiled into the next frame,
+    /// which is the one a title names (as syzbot's do).
     static func function(inTraceLine line: Substring) -> String? {
         traceLineFunction(line)
     }
@@ -45,9 +46,6 @@ enum Frames {
             let name = token[..<plus.lowerBound]
             guard isSymbol(name), token[plus.upperBound...].contains("/") else { return nil }
             return String(name)
-        }
-        if s.hasSuffix("[inline]"), isSymbol(token), s.dropFirst(token.count).contains(":") {
-            return String(token)
         }
         return nil
     }
