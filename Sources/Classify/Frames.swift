@@ -410,3 +410,47 @@ struct FrameSet: Sendable {
         return false
     }
 }
+
+/// The entry points that name what a stalled task was doing.
+enum Stall {
+    /// Functions that call a handler chosen at run time; the handler they called is the anchor.
+    static let dispatchers: Set<String> = [
+        "vfs_read", "__vfs_read", "vfs_write", "__vfs_write", "new_sync_read", "new_sync_write", "do_iter_readv_writev",
+        "do_iter_read", "do_iter_write", "vfs_iter_write", "vfs_iter_read", "vfs_ioctl", "do_vfs_ioctl", "sys_ioctl",
+        "compat_sys_ioctl", "sys_compat_ioctl", "sock_sendmsg", "__sock_sendmsg", "sock_sendmsg_nosec",
+        "____sys_sendmsg", "sock_common_setsockopt", "__sys_setsockopt", "sock_common_getsockopt", "__sys_getsockopt", "sock_setsockopt", "__netif_receive_skb_core",
+        "__netif_receive_skb_one_core", "__netif_receive_skb_list_core", "__netif_receive_skb", "call_timer_fn",
+        "__hrtimer_run_queues", "process_one_work", "__fput", "do_dentry_open", "__do_fault", "mmap_region",
+        "rtnetlink_rcv_msg", "nfnetlink_rcv_msg", "tasklet_action_common", "__do_softirq", "handle_softirqs",
+        "__sys_sendto", "__sys_recvfrom", "sock_write_iter", "sock_read_iter", "sock_ioctl", "__sys_connect",
+        "__sys_bind", "__sys_accept4", "__sys_listen", "sock_close", "__sock_release", "call_write_iter",
+        "call_read_iter", "smp_call_function_many", "flush_smp_call_function_queue",
+        "generic_smp_call_function_single_interrupt",
+    ]
+    /// Functions that are the anchor themselves wherever they are found.
+    static let anchors: Set<String> = [
+        "kvm_vcpu_ioctl", "kvm_vm_ioctl", "ipv6_rcv", "ip_rcv", "ip_list_rcv", "br_handle_frame", "smp_call_function",
+        "smp_call_function_many", "smp_call_function_single", "smp_call_function_many_cond", "on_each_cpu",
+        "on_each_cpu_mask", "on_each_cpu_cond_mask",
+    ]
+    /// Anchors named by what they are for: the cross-CPU call helpers are all "smp_call_function".
+    static let anchorNames: [String: String] = [
+        "smp_call_function_many": "smp_call_function", "smp_call_function_single": "smp_call_function",
+        "smp_call_function_many_cond": "smp_call_function", "on_each_cpu": "smp_call_function",
+        "on_each_cpu_mask": "smp_call_function", "on_each_cpu_cond_mask": "smp_call_function",
+    ]
+    /// `sys_`-named helpers that are not system calls.
+    static let notSyscalls: Set<String> = ["sys_call", "sys_ni_syscall"]
+    /// Allocation wrappers a leak's backtrace passes through before its caller.
+    static let leakWrappers: Set<String> = ["kvasprintf_const", "kvasprintf", "kasprintf", "create_object", "alloc_inode"]
+}
+
+extension Frames {
+    /// The function in a WARNING header: `WARNING: CPU: 0 PID: 1 at file.c:12 foo+0x1/0x2`.
+    static func function(inHeader line: String) -> String? {
+        for word in line.split(separator: " ") where word.contains("+0x") {
+            if let fn = function(atStartOf: word) { return fn }
+        }
+        return nil
+    }
+}
