@@ -186,6 +186,17 @@ extension TraceEvent {
         return Header(text).map { ($0.ts, String($0.event)) }
     }
 
+    /// Any ftrace record in the `trace`/`trace_pipe` format (not the oops
+    /// dump's, whose times are relative): its time, thread, event name and
+    /// payload. For records this type does not model (markers, return probes).
+    static func record(of raw: some StringProtocol) -> (ts: Double, pid: Int, event: String, payload: String)? {
+        guard raw.utf8.count <= 4096 else { return nil }
+        var text = Substring(raw)
+        while let last = text.last, last.isWhitespace { text = text.dropLast() }
+        guard let header = Header(text), !header.relative else { return nil }
+        return (header.ts, header.pid, String(header.event), String(header.payload))
+    }
+
     /// `0x…` as the driver and the kprobes print it, lower case, leading zeros dropped.
     private static func mm(_ value: String?) -> String? {
         guard let value, let number = hex(value), number != 0 else { return nil }
@@ -201,10 +212,12 @@ extension TraceEvent {
     }
 
     /// The part of a record before the payload.
-    private struct Header {
+    struct Header {
         var comm: String
         var pid: Int
         var ts: Double
+        /// The oops dump's format, whose times start at the buffer's reset.
+        var relative = false
         var event: Substring
         var payload: Substring
 
@@ -226,6 +239,7 @@ extension TraceEvent {
             guard words.count >= 3, let last = words.popLast() else { return nil }
             if last.hasSuffix("us"), let micros = Int(last.dropLast(2)) {
                 ts = Double(micros) / 1_000_000
+                relative = true
             } else if let seconds = Double(last), seconds.isFinite, last.contains(".") {
                 ts = seconds
             } else {

@@ -23,6 +23,8 @@ final class GuestWatch {
     /// The workload's canary reports, for the lifecycle oracle.
     private var workloadReports: [String] = []
     static let traceLimitBytes = 16 << 20
+    /// sva-accel's records file (QEMU writes it directly), watched for floods.
+    var deviceRecords: DeviceRecordsFile?
 
     static let pollInterval: Duration = .milliseconds(20)
 
@@ -48,6 +50,9 @@ final class GuestWatch {
                 return .consoleFlood(limitBytes: request.consoleLimitBytes)
             }
             if traceBytes > request.consoleLimitBytes {
+                return .traceFlood(limitBytes: request.consoleLimitBytes)
+            }
+            if let deviceRecords, tick % 5 == 0, deviceRecords.flooded(limitBytes: request.consoleLimitBytes) {
                 return .traceFlood(limitBytes: request.consoleLimitBytes)
             }
             if let signal = signals.received {

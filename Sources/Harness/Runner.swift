@@ -168,6 +168,9 @@ public final class Runner: @unchecked Sendable {
         // libvirt logs to this file (the console stays the fallback).
         let traceLog = request.runsSvaWorkload ? "\(directory)/trace-port.log" : nil
         description.traceLog = traceLog
+        let deviceRecords = request.runsSvaWorkload && profile.devices.contains { $0.driver == "sva-accel" }
+            ? try DeviceRecordsFile.create(in: directory) : nil
+        description.deviceRecordsLog = deviceRecords?.path
         try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
         try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
 
@@ -186,6 +189,7 @@ public final class Runner: @unchecked Sendable {
         }
         let watch = GuestWatch(request: request, consoleLog: consoleLog, traceLog: traceLog,
                                suppressions: suppressions, events: events)
+        watch.deviceRecords = deviceRecords
         let end = await watch.follow(domain: domain, clock: clock, signals: signals)
 
         var poweredOff = false
@@ -216,10 +220,13 @@ public final class Runner: @unchecked Sendable {
         case .traceFlood: result.end = "trace-flood"
         }
         let lifecycle = watch.lifecycle()
-        result.lifecycleViolations = lifecycle.violations
+        let device = watch.deviceOracle(directory: directory)
+        result.lifecycleViolations = lifecycle.violations + device.violations
         try Self.keepTrace(watch.trace, in: directory)
-        return Self.applyLifecycle(lifecycle.violations,
-                                   to: decideOutcome(analysis: analysis, end: end, workload: request.workload))
+        var outcome = decideOutcome(analysis: analysis, end: end, workload: request.workload)
+        if let deviceRecords, deviceRecords.sawFlood { outcome = deviceRecords.floodOutcome(outcome) }
+        outcome.evidence += device.notes
+        return Self.applyLifecycle(lifecycle.violations + device.violations, to: outcome)
     }
 
     /// A guest that said done powers itself off at once (init's `poweroff

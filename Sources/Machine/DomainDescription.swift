@@ -46,6 +46,13 @@ public struct DomainDescription: Sendable, Equatable {
     public var devices: [RootBusDevice] = []
     /// `-global` settings, e.g. `arm-smmuv3.ssidsize=16` for the SVA machine.
     public var globals: [String] = []
+    /// The file sva-accel writes its access records to (a `file` chardev
+    /// named by the device's `records` property). QEMU opens it itself, so
+    /// it must exist and be writable by QEMU's user before the start.
+    public var deviceRecordsLog: String?
+
+    /// The chardev id the records go to.
+    public static let recordsChardev = "kharness-records"
 
     public init(name: String, emulator: String, kernel: String, initrd: String, cmdline: String,
                 consoleLog: String) {
@@ -60,6 +67,13 @@ public struct DomainDescription: Sendable, Equatable {
     public var xml: String {
         let e = XMLEscaping.escape
         var qemuArgs: [String] = []
+        var devices = self.devices
+        if let deviceRecordsLog, let index = devices.firstIndex(where: { $0.driver == "sva-accel" }) {
+            // QEMU's option syntax: a comma in a value is written twice.
+            let path = deviceRecordsLog.replacingOccurrences(of: ",", with: ",,")
+            qemuArgs += ["-chardev", "file,id=\(Self.recordsChardev),path=\(path)"]
+            devices[index].properties["records"] = Self.recordsChardev
+        }
         for device in devices { qemuArgs += ["-device", device.qemuJSON] }
         for global in globals { qemuArgs += ["-global", global] }
         var lines: [String] = []

@@ -67,7 +67,7 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(result.status, .pass, result.reason)
         let names = result.scenarios.map(\.name)
         for expected in ["baseline", "exit-no-unbind", "sigkill-inflight", "fork-before-bind", "fork-after-bind-use",
-                         "fork-after-bind-hold", "nginx", "pasid-reuse", "threads", "munmap-dma", "exec-after-bind", "fd-leak"] {
+                         "fork-after-bind-hold", "nginx", "pasid-reuse", "threads", "munmap-dma", "exec-after-bind", "fd-leak", "exit-inflight-dma"] {
             XCTAssertTrue(names.contains(expected), "scenario \(expected) missing from \(names)")
         }
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
@@ -115,7 +115,7 @@ final class SvaMachineTests: XCTestCase {
     func testEveryScenarioPassesWithKasan() async throws {
         let result = try await svaRun(kasan: true)
         XCTAssertEqual(result.status, .pass, result.reason)
-        XCTAssertEqual(result.scenarios.count, 12)
+        XCTAssertEqual(result.scenarios.count, 13)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("KernelAddressSanitizer initialized"), "the kernel has no KASAN")
@@ -149,7 +149,7 @@ final class SvaMachineTests: XCTestCase {
         let release = try await KernelSources.release(tree: tree, revision: build.builtCommit,
                                                       fragments: build.configFragments)
         XCTAssertEqual(clean.kernelRelease, release)
-        XCTAssertEqual(clean.scenarios.count, 12)
+        XCTAssertEqual(clean.scenarios.count, 13)
         XCTAssertTrue(clean.scenarios.allSatisfy { $0.status == .pass }, "\(clean.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(clean.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
@@ -182,7 +182,7 @@ final class SvaMachineTests: XCTestCase {
     func testPlantedPasidLeakFails() async throws {
         let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-leak-6.12.patch")
         XCTAssertEqual(result.status, .fail, result.reason)
-        XCTAssertEqual(result.scenarios.count, 12)
+        XCTAssertEqual(result.scenarios.count, 13)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains("never freed after every holder was gone"),
                       result.reason)
@@ -191,5 +191,25 @@ final class SvaMachineTests: XCTestCase {
                       "\(result.lifecycleViolations.map(\.title))")
         XCTAssertTrue(result.lifecycleViolations[0].evidence.contains { $0.contains("mmdrop") },
                       "the evidence shows the address space being dropped: \(result.lifecycleViolations[0].evidence)")
+    }
+
+    /// The SVA release notifier is gone: the device keeps translating
+    /// through the dead address space's cached entries until the unbind.
+    /// The kernel's own bookkeeping is intact; only the device's records,
+    /// ordered against the trace's mm release, show it. The clean kernel
+    /// runs the same scenario: its DMA after the release faults.
+    func testPlantedDmaAfterReleaseFailsWithTheDeviceTitle() async throws {
+        let clean = try await svaRun(scenarios: ["exit-inflight-dma"])
+        XCTAssertEqual(clean.status, .pass, clean.reason)
+        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
+        let planted = try await svaRun(series: Self.repositoryRoot + "/guest/patches/dma-after-release-6.12.patch",
+                                       scenarios: ["exit-inflight-dma"])
+        XCTAssertEqual(planted.status, .fail, planted.reason)
+        XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ")
+                      && planted.reason.hasSuffix(" was torn down"), planted.reason)
+        let violation = try XCTUnwrap(planted.lifecycleViolations.first)
+        XCTAssertTrue(violation.evidence.contains { $0.contains("mmu_notifier_release_ret") }, "\(violation.evidence)")
+        XCTAssertTrue(violation.evidence.contains { $0.hasPrefix("device: t=") && $0.contains(" pa=0x") }, "\(violation.evidence)")
+        XCTAssertTrue(planted.scenarios.allSatisfy { $0.status == .pass }, "the workload itself sees nothing wrong")
     }
 }

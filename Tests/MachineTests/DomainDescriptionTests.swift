@@ -57,6 +57,20 @@ final class DomainDescriptionTests: XCTestCase {
         XCTAssertEqual(XMLEscaping.escape("a\u{1}b\u{0}c"), "abc")
         XCTAssertEqual(XMLEscaping.escape("<&>'\""), "&lt;&amp;&gt;&apos;&quot;")
     }
+
+    /// The records chardev is QEMU's own (libvirt has no device for it):
+    /// named on the sva-accel device, the path's commas doubled; without
+    /// sva-accel there is nothing to wire.
+    func testDeviceRecordsChardevIsWiredToSvaAccel() {
+        var description = DomainDescription(name: "d", emulator: "/q", kernel: "/k", initrd: "/i", cmdline: "c",
+                                            consoleLog: "/r/console.log")
+        description.devices = [RootBusDevice(driver: "sva-accel", slot: 4)]
+        description.deviceRecordsLog = "/r,x/device.log"
+        XCTAssertTrue(description.xml.contains("<qemu:arg value='file,id=kharness-records,path=/r,,x/device.log'/>"), description.xml)
+        XCTAssertTrue(description.xml.contains("&quot;records&quot;:&quot;kharness-records&quot;"), description.xml)
+        description.devices = [RootBusDevice(driver: "edu", slot: 3)]
+        XCTAssertFalse(description.xml.contains("kharness-records"))
+    }
 }
 
 /// A tiny SAX collector over Foundation's XMLParser: element texts by name and
@@ -97,4 +111,5 @@ final class XMLDocumentParser: NSObject, XMLParserDelegate {
         current = ""
         stack.removeLast()
     }
+
 }

@@ -884,6 +884,64 @@ static void scenario_exit_no_unbind(void)
 		  pasid_int(pasid_of(second)));
 }
 
+/*
+ * A process exits while the device still reads its memory: 32 checksum
+ * jobs over the same 512 KiB (so the SMMU model's IOTLB holds every page)
+ * are in flight when exit_mmap() starts, and a 32 MiB ballast mapped below
+ * the buffer makes the teardown of the mappings last milliseconds, while
+ * the device runs on. The jobs are collected by the file's release, after
+ * the address space is gone. A kernel must stop the device's accesses at
+ * the address space's release (mmu_notifier .release); only the device's
+ * records show whether it did, so the scenario itself only checks that
+ * the process and the next binding are fine.
+ */
+static void bind_checksum_exit(void *arg)
+{
+	enum { JOBS = 32 };
+	const size_t len = 512 << 10, ballast_len = 32 << 20;
+	struct sva_accel_job jobs[JOBS];
+	unsigned int pasid, i;
+	uint8_t *src, *ballast;
+	int fd, ret;
+
+	(void)arg;
+	fd = dev_open();
+	if (fd < 0 || dev_bind(fd, &pasid, 0, false))
+		return;
+	src = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ballast = mmap(NULL, ballast_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (src == MAP_FAILED || ballast == MAP_FAILED) {
+		fail("mmap: %s", strerror(errno));
+		return;
+	}
+	memset(src, 0x5a, len);
+	memset(ballast, 0x11, ballast_len);
+	for (i = 0; i < JOBS; i++)
+		jobs[i] = job_checksum(src, len);
+	/* Said before submitting: a console line takes longer than the exit. */
+	evidence("note pid=%d pasid=%d inflight=%d bytes_each=%zu ballast=%zu",
+		 getpid(), pasid_int(pasid), JOBS, len, ballast_len);
+	ret = dev_submit(fd, jobs, JOBS, SVA_ACCEL_SUBMIT_ASYNC);
+	if (ret)
+		fail("async submit: %s", strerror(-ret));
+	_exit(0);
+}
+
+static void scenario_exit_inflight_dma(void)
+{
+	pid_t first, second;
+
+	first = spawn(bind_checksum_exit, NULL);
+	reap_ok(first, "exiting");
+	second = spawn(bind_work_close, "next");
+	reap_ok(second, "next");
+	pass_note("pid %d exited with 32 jobs in flight on PASID %d; pid %d then bound PASID %d and worked",
+		  first, pasid_int(pasid_of(first)), second,
+		  pasid_int(pasid_of(second)));
+}
+
 struct killed_arg {
 	struct gate submitted;
 };
@@ -1650,9 +1708,54 @@ static const struct scenario scenarios[] = {
 	{ "munmap-dma", scenario_munmap_dma },
 	{ "exec-after-bind", scenario_exec_after_bind },
 	{ "fd-leak", scenario_fd_leak },
+	{ "exit-inflight-dma", scenario_exit_inflight_dma },
 };
 
 /* ---------------------------------------------------------------- runner */
+
+/* The guest's virtual counter, the clock the device times its records with */
+static uint64_t read_cntvct(void)
+{
+	uint64_t v = 0;
+
+#ifdef __aarch64__
+	asm volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(v) : : "memory");
+#endif
+	return v;
+}
+
+/*
+ * Puts the counter on the trace's clock for the host: each "before" marker
+ * is recorded between the two counter reads it and the "after" marker name,
+ * so its timestamp brackets the offset between the two clocks. The
+ * tightest of several samples wins on the host.
+ */
+static void mark_counter(void)
+{
+	const char *path = getenv("KHARNESS_TRACE_MARKER");
+	char buf[80];
+	uint64_t before, after;
+	int fd, i, n;
+
+	if (!path || !*path)
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (i = 0; i < 8; i++) {
+		before = read_cntvct();
+		n = snprintf(buf, sizeof(buf), "kharness-cntvct before=%llu",
+			     (unsigned long long)before);
+		if (write(fd, buf, n) != n)
+			break;
+		after = read_cntvct();
+		n = snprintf(buf, sizeof(buf), "kharness-cntvct after=%llu",
+			     (unsigned long long)after);
+		if (write(fd, buf, n) != n)
+			break;
+	}
+	close(fd);
+}
 
 static const char *device_problem(void)
 {
@@ -1907,7 +2010,9 @@ int main(int argc, char **argv)
 	canary_map();
 	initial_taint = kernel_taint();
 	problem = device_problem();
+	mark_counter();
 	for (i = 0; i < nchosen; i++)
 		run_scenario(chosen[i], problem);
+	mark_counter();
 	return 0;
 }

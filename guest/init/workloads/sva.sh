@@ -62,12 +62,15 @@ mmput __mmput mm=$arg1:x64
 exit_mmap exit_mmap mm=$arg1:x64
 mmdrop __mmdrop mm=$arg1:x64
 '
-# Functions whose return value is the PASID (or an error).
+# Functions whose return value is the PASID (or an error), and
+# __mmu_notifier_release, whose return says every release notifier of the
+# exiting mm ran (the IOMMU has stopped translating for it).
 kretprobes='
 alloc_global_pasid iommu_alloc_global_pasid
 sva_alloc_pasid iommu_sva_alloc_pasid
 ioasid_alloc ioasid_alloc
 sva_bind iommu_sva_bind_device
+mmu_notifier_release __mmu_notifier_release
 '
 
 # The probed functions this kernel has, found in one pass over
@@ -220,6 +223,9 @@ done
 if [ -n "$tracing" ]; then
 	setup_tracing
 	start_stream
+	# The workload brackets trace timestamps with counter reads here, so the
+	# host can put the device's records (timed with the counter) on the trace's clock.
+	export KHARNESS_TRACE_MARKER="$tracing/trace_marker"
 fi
 "$workload"
 status=$?

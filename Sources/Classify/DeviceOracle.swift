@@ -1,0 +1,162 @@
+import Foundation
+
+/// Where the device's counter sits on the trace's clock.
+///
+/// The guest's trace clock (`global`, sched_clock) and the device's records
+/// (CNTVCT) both count the same virtual counter, but sched_clock starts from
+/// its own epoch, so the offset between them is measured: the workload reads
+/// the counter, writes a `kharness-cntvct before=<c1>` marker, reads it again
+/// and writes `kharness-cntvct after=<c2>`. The first marker's timestamp was
+/// taken between the two reads, so each pair bounds the offset from both
+/// sides; the tightest bounds of all pairs win. A DMA is then ordered against
+/// a trace event only when its whole interval is on one side: no guesses.
+public struct CounterClock: Sendable, Equatable {
+    public var counterHz: UInt64
+    /// Trace time = counter / counterHz + offset, offset in [low, high] seconds.
+    public var low: Double
+    public var high: Double
+    public var samples: Int
+
+    /// ftrace prints microseconds, truncated.
+    static let traceResolution = 1e-6
+    public static let markerBefore = "kharness-cntvct before="
+    public static let markerAfter = "kharness-cntvct after="
+
+    /// nil when the trace has no complete pair, or the pairs contradict each
+    /// other (a counter that is not the trace's, or markers that lie).
+    public static func calibrate(counterHz: UInt64, traceLines: [String]) -> CounterClock? {
+        guard counterHz > 0 else { return nil }
+        let period = 1 / Double(counterHz)
+        var pending: [Int: (ts: Double, before: UInt64)] = [:]
+        var low = -Double.infinity, high = Double.infinity, samples = 0
+        for line in traceLines where line.contains("kharness-cntvct ") {
+            guard let record = TraceEvent.record(of: line), record.event == "tracing_mark_write" else { continue }
+            let payload = record.payload.trimmingCharacters(in: .whitespaces)
+            if let value = number(after: markerBefore, in: payload) {
+                pending[record.pid] = (record.ts, value)
+            } else if let value = number(after: markerAfter, in: payload), let first = pending.removeValue(forKey: record.pid) {
+                guard value >= first.before else { return nil }
+                low = max(low, first.ts - Double(value) * period)
+                high = min(high, first.ts + traceResolution - Double(first.before) * period)
+                samples += 1
+            }
+        }
+        guard samples > 0, low <= high + traceResolution else { return nil }
+        return CounterClock(counterHz: counterHz, low: low, high: max(low, high), samples: samples)
+    }
+
+    /// The earliest and latest trace time the counter value can be.
+    public func interval(_ counter: UInt64) -> (earliest: Double, latest: Double) {
+        let seconds = Double(counter) / Double(counterHz)
+        return (seconds + low, seconds + high)
+    }
+
+    private static func number(after prefix: String, in text: String) -> UInt64? {
+        guard text.hasPrefix(prefix) else { return nil }
+        return DeviceLog.decimal(ArraySlice(Array(text.dropFirst(prefix.count).prefix(21).utf8)))
+    }
+}
+
+/// Joins the device's records with the kernel's trace: the device-side
+/// oracles of issue 12. One so far, the 2022 bug's own damage: a DMA through
+/// a PASID that succeeded after its address space was torn down and before
+/// the binding was released. "Torn down" is the return of
+/// `__mmu_notifier_release()` in the task that ran `exit_mmap()`: from then
+/// on the IOMMU driver must have stopped translating for the mm (arm-smmu-v3
+/// installs a CD that faults everything), while the binding lives on until
+/// the driver unbinds. Faults in that window are the expected outcome and
+/// are not reported.
+public struct DeviceOracle: Sendable {
+    public private(set) var violations: [PasidLifecycleOracle.Violation] = []
+    /// Why the oracle could not judge, or what looked wrong in the records;
+    /// for the run's evidence, never a verdict on their own.
+    public private(set) var notes: [String] = []
+    public private(set) var clock: CounterClock?
+
+    public static let releaseEvent = "mmu_notifier_release_ret"
+
+    public init(log: DeviceLog, traceLines: [String], events: [TraceEvent]) {
+        if log.rejectedLines > 0 { notes.append("device records: \(log.rejectedLines) malformed lines skipped") }
+        if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
+        if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
+        guard !log.records.isEmpty else { return }
+        guard let hz = log.counterHz else {
+            notes.append("device records: no header, so no counter frequency: not judged")
+            return
+        }
+        guard let clock = CounterClock.calibrate(counterHz: hz, traceLines: traceLines) else {
+            notes.append("device records: the trace has no consistent kharness-cntvct markers: not judged")
+            return
+        }
+        self.clock = clock
+        judgeDmaAfterTeardown(log: log, traceLines: traceLines, events: events, clock: clock)
+    }
+
+    private struct Teardown {
+        var ts: Double
+        var exitLine: String
+        var releaseLine: String
+    }
+
+    private mutating func judgeDmaAfterTeardown(log: DeviceLog, traceLines: [String], events: [TraceEvent],
+                                                 clock: CounterClock) {
+        // Release returns by thread, in trace order.
+        var releases: [Int: [(ts: Double, line: String)]] = [:]
+        for line in traceLines where line.contains(Self.releaseEvent) {
+            guard let record = TraceEvent.record(of: line), record.event == Self.releaseEvent,
+                  releases[record.pid, default: []].count < 4096 else { continue }
+            releases[record.pid, default: []].append((record.ts, line.trimmingCharacters(in: .whitespaces)))
+        }
+        // Each mm's teardown: its exit_mmap, then the release's return in the same thread.
+        var teardown: [String: Teardown] = [:]
+        for event in events where event.kind == .mmExit {
+            guard let mm = event.mm, teardown[mm] == nil,
+                  let release = releases[event.thread]?.first(where: { $0.ts >= event.ts }) else { continue }
+            teardown[mm] = Teardown(ts: release.ts, exitLine: event.line, releaseLine: release.line)
+        }
+        // Successful PASID accesses by PASID, in counter order.
+        var byPasid: [Int: [DeviceRecord]] = [:]
+        for record in log.records where record.succeeded {
+            if let pasid = record.pasid { byPasid[pasid, default: []].append(record) }
+        }
+        for pasid in byPasid.keys { byPasid[pasid]!.sort { $0.counter < $1.counter } }
+
+        var judged = Set<String>()
+        for (index, bind) in events.enumerated() where bind.kind == .bind {
+            guard let pasid = bind.pasid, let mm = bind.mm, let down = teardown[mm], down.ts >= bind.ts,
+                  !judged.contains("\(pasid) \(mm)"), let accesses = byPasid[pasid] else { continue }
+            let unbind = events[(index + 1)...].first { $0.kind == .unbind && $0.pasid == pasid && $0.mm == mm }
+            let end = unbind?.ts ?? .infinity
+            guard down.ts < end else { continue }
+            judged.insert("\(pasid) \(mm)")
+            let inWindow = accesses.filter {
+                let (earliest, latest) = clock.interval($0.counter)
+                return earliest > down.ts && latest < end
+            }
+            guard let first = inWindow.first, let last = inWindow.last else { continue }
+            let (earliest, _) = clock.interval(first.counter)
+            let (lastEarliest, _) = clock.interval(last.counter)
+            let bytes = inWindow.reduce(UInt64(0)) { $0.addingReportingOverflow($1.length).partialValue }
+            let title = "device DMA through PASID \(pasid) reached memory after the address space of pid \(bind.pid) was torn down"
+            var evidence = [
+                "trace: \(bind.line)",
+                "trace: \(down.exitLine)",
+                "trace: \(down.releaseLine)",
+                "device: \(first.line) (trace time \(Self.seconds(earliest)) or later, "
+                    + "\(Self.micros(earliest - down.ts)) us after the release returned)",
+            ]
+            if inWindow.count > 1 {
+                evidence.append("device: \(last.line) (trace time \(Self.seconds(lastEarliest)) or later)")
+            }
+            evidence.append("device: \(inWindow.count) accesses (\(bytes) bytes) through PASID \(pasid) succeeded "
+                + "between the release and " + (unbind == nil ? "the end of the trace" : "the unbind"))
+            if let unbind { evidence.append("trace: \(unbind.line)") }
+            evidence.append("clock: counter at \(clock.counterHz) Hz, offset known to "
+                + "\(Self.micros(clock.high - clock.low)) us from \(clock.samples) marker pairs")
+            if violations.count < 64 { violations.append(.init(title: title, evidence: evidence)) }
+        }
+    }
+
+    public static func seconds(_ value: Double) -> String { String(format: "%.6f", value) }
+    static func micros(_ value: Double) -> String { String(format: "%.1f", value * 1e6) }
+}

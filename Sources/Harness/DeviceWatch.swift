@@ -1,0 +1,86 @@
+import Classify
+import Foundation
+import Support
+
+/// sva-accel's records file in the run directory (`device.log`).
+///
+/// A QEMU `file` chardev rather than a libvirt channel: a libvirt channel
+/// needs a guest-side target (a virtio port), while the records come from
+/// the device model itself, and a chardev is the device property QEMU
+/// offers for that; a `file` backend never blocks the device (a pipe or
+/// socket would stall it on a slow reader) and leaves the records on disk
+/// beside the console even when the harness dies. libvirt does not open it
+/// (it sits on the `qemu:commandline`), so QEMU, running as libvirt's
+/// unprivileged user, opens it itself: the harness creates it first and
+/// hands it to that user. QEMU writes without a limit, so the harness
+/// watches its size, stops a guest whose device floods it, and reads at most
+/// `DeviceLog.defaultLimitBytes`.
+final class DeviceRecordsFile: @unchecked Sendable {
+    let path: String
+    private(set) var sawFlood = false
+
+    init(path: String) { self.path = path }
+
+    /// The user qemu:///system runs QEMU as on Debian.
+    static let qemuUser = "libvirt-qemu"
+
+    static func create(in directory: String) throws -> DeviceRecordsFile {
+        let path = "\(directory)/device.log"
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644]) else {
+            throw HarnessError.infrastructure(path, "cannot create the device records file")
+        }
+        if geteuid() == 0, let user = getpwnam(qemuUser) {
+            guard chown(path, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+                throw HarnessError.infrastructure(path, "cannot hand the device records file to \(qemuUser): \(String(cString: strerror(errno)))")
+            }
+        }
+        return DeviceRecordsFile(path: path)
+    }
+
+    var size: Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    func flooded(limitBytes: Int) -> Bool {
+        if size > limitBytes { sawFlood = true }
+        return sawFlood
+    }
+
+    /// The flood ends the run like the trace port's does, under its own name.
+    func floodOutcome(_ outcome: Outcome) -> Outcome {
+        guard outcome.reason.hasPrefix("trace flood") else { return outcome }
+        return Outcome(status: .fail,
+                       reason: "device records flood: sva-accel wrote more than \(size >> 20) MiB of access records",
+                       evidence: outcome.evidence)
+    }
+}
+
+extension GuestWatch {
+    /// The device-side oracles over the device's records and the trace from
+    /// every channel; keeps the records on the trace's clock as
+    /// `device-events.jsonl` when the two clocks could be joined.
+    func deviceOracle(directory: String) -> DeviceOracle {
+        guard let deviceRecords else { return DeviceOracle(log: DeviceLog(), traceLines: [], events: []) }
+        let log = DeviceLog.load(path: deviceRecords.path)
+        let oracle = DeviceOracle(log: log, traceLines: trace.portLines + trace.consoleLines, events: trace.events)
+        if let clock = oracle.clock {
+            var jsonl = ""
+            jsonl.reserveCapacity(log.records.count * 120)
+            for record in log.records {
+                let (earliest, latest) = clock.interval(record.counter)
+                let outcome: String
+                switch record.outcome {
+                case .reached(let pa): outcome = "\"pa\":\"0x\(String(pa, radix: 16))\""
+                case .reachedSomewhere: outcome = "\"pa\":\"?\""
+                case .fault: outcome = "\"fault\":true"
+                }
+                jsonl += "{\"dir\":\"\(record.isWrite ? "w" : "r")\",\(outcome),\"iova\":\"0x\(String(record.iova, radix: 16))\","
+                    + "\"len\":\(record.length),\"pasid\":\(record.pasid.map(String.init) ?? "null"),\"slot\":\(record.slot),"
+                    + "\"ts\":\(DeviceOracle.seconds(earliest)),\"ts_latest\":\(DeviceOracle.seconds(latest))}\n"
+            }
+            try? Files.writeAtomically(jsonl, to: "\(directory)/device-events.jsonl")
+        }
+        return oracle
+    }
+}
