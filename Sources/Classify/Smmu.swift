@@ -143,7 +143,8 @@ struct SmmuTracker {
         if m.hasPrefix("event 0x"), m.hasSuffix("received:") {
             actions += flush()
             let idText = m.dropFirst("event ".count).prefix(while: { $0 != " " })
-            collecting = (Int(Smmu.parseNumber(idText) ?? 0) & 0xFF, line, [])
+            // The event number is the record's low byte; the guest may print any number.
+            collecting = (Int((Smmu.parseNumber(idText) ?? 0) & 0xFF), line, [])
             pendingSince = line
             return actions
         }

@@ -112,6 +112,43 @@ public struct Suppressions: Sendable, Equatable {
         }
     }
 
+    /// What can be said about a report's suppression before the kernel release is
+    /// final: only a rule's `kernel` glob depends on it (the release may be learnt
+    /// after the report, from `@@kharness release`).
+    enum Judgement: Hashable, Sendable {
+        case suppressed
+        case unsuppressed
+        /// Suppressed if the release matches the `kernel` glob of one of these rules
+        /// (indices into `rules`), every other condition of which the report meets.
+        case ifKernelMatches([Int])
+    }
+
+    /// Judges a report now, leaving only the release to be settled by ``resolve(_:kernel:)``:
+    /// `resolve(judge(r), kernel: k)` is exactly `rule(for: r, kernel: k) != nil`. Reports
+    /// past the stored ones are counted by judgement, so no text needs to be kept to decide
+    /// them once the release is known.
+    func judge(_ report: KernelReport) -> Judgement {
+        var candidates: [Int] = []
+        for (index, rule) in rules.enumerated() {
+            if let t = rule.title, !Self.matches(t, report.title) { continue }
+            if let s = rule.signature, s != report.signature { continue }
+            if let m = rule.machine, !(machine.map { Self.glob(m, $0) } ?? false) { continue }
+            if rule.kernel == nil { return .suppressed }
+            candidates.append(index)
+        }
+        return candidates.isEmpty ? .unsuppressed : .ifKernelMatches(candidates)
+    }
+
+    func resolve(_ judgement: Judgement, kernel: String?) -> Bool {
+        switch judgement {
+        case .suppressed: return true
+        case .unsuppressed: return false
+        case .ifKernelMatches(let candidates):
+            guard let kernel else { return false }
+            return candidates.contains { rules[$0].kernel.map { Self.glob($0, kernel) } ?? true }
+        }
+    }
+
     func apply(to analysis: inout ConsoleAnalysis) {
         guard !rules.isEmpty else { return }
         for i in analysis.reports.indices where rule(for: analysis.reports[i], kernel: analysis.kernelRelease) != nil {
