@@ -112,6 +112,14 @@ public final class Runner: @unchecked Sendable {
 
     private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
                          signals: SignalWatch, result: inout RunResult) async throws -> Outcome {
+        // Inputs first: a bad suppression file is found before a kernel build or a domain start.
+        var suppressions = Suppressions(rules: [], machine: request.machine)
+        if let file = request.suppressionsFile {
+            suppressions = try Suppressions.load(path: file, machine: request.machine)
+        }
+        if request.runsSvaWorkload {
+            suppressions.rules += Self.svaExpectedFaults
+        }
         events(.phase("kernel \(request.kernel)"))
         let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory, result: &result) }
         result.kernelIdentity = kernel.identity
@@ -177,13 +185,6 @@ public final class Runner: @unchecked Sendable {
         let domain = try clock.measure("start") { try connection.startTransient(description) }
         let qemuPID = QemuProcess.pid(domain: domainName)
 
-        var suppressions = Suppressions(rules: [], machine: request.machine)
-        if let file = request.suppressionsFile {
-            suppressions = try Suppressions.load(path: file, machine: request.machine)
-        }
-        if request.runsSvaWorkload {
-            suppressions.rules += Self.svaExpectedFaults
-        }
         let watch = GuestWatch(request: request, consoleLog: consoleLog, traceLog: traceLog,
                                suppressions: suppressions, events: events)
         let end = await watch.follow(domain: domain, clock: clock, signals: signals)
@@ -217,9 +218,17 @@ public final class Runner: @unchecked Sendable {
         }
         let lifecycle = watch.lifecycle()
         result.lifecycleViolations = lifecycle.violations
+        if watch.trace.untrusted { result.traceUntrusted = true }
         try Self.keepTrace(watch.trace, in: directory)
-        return Self.applyLifecycle(lifecycle.violations,
-                                   to: decideOutcome(analysis: analysis, end: end, workload: request.workload))
+        let expected = RunExpectations(
+            workload: request.workload, scenarios: request.scenarios,
+            machineHasDevice: request.runsSvaWorkload && profile.devices.contains { $0.driver == "sva-accel" })
+        var outcome = Self.applyLifecycle(lifecycle.violations,
+                                          to: decideOutcome(analysis: analysis, end: end, expected: expected))
+        if watch.trace.untrusted, !lifecycle.violations.isEmpty {
+            outcome.evidence.append("trace: some records came from the console, which any guest process can write")
+        }
+        return outcome
     }
 
     /// A guest that said done powers itself off at once (init's `poweroff
