@@ -55,6 +55,10 @@ public final class Runner: @unchecked Sendable {
         guard request.bootTimeout > 0, request.totalTimeout > 0 else {
             throw HarnessError.badInput("timeout", "timeouts must be positive")
         }
+        // A bad suppression file is a usage error found before any kernel build or domain start.
+        if let file = request.suppressionsFile {
+            _ = try Suppressions.load(path: file, machine: request.machine)
+        }
     }
 
     public func run(_ request: RunRequest, runID: String = Runner.newRunID()) async throws -> RunResult {
