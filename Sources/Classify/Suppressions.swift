@@ -65,7 +65,14 @@ public struct Suppressions: Sendable, Equatable {
     public static func parse(_ text: String, source: String, machine: String? = nil) throws -> Suppressions {
         let node: Any?
         do {
+            // Composed (aliases shared) and counted before it is built: an alias
+            // bomb would build exponentially many values.
+            if let composed = try Yams.compose(yaml: text), tooManyNodes(composed) {
+                throw HarnessError.badInput(source, "more than \(maxNodes) YAML nodes once aliases are followed")
+            }
             node = try Yams.load(yaml: text)
+        } catch let error as HarnessError {
+            throw error
         } catch {
             let detail = "\(error)".split(separator: "\n").first.map(String.init) ?? "invalid YAML"
             throw HarnessError.badInput(source, "invalid YAML: \(detail)")
@@ -99,6 +106,29 @@ public struct Suppressions: Sendable, Equatable {
             rules.append(rule)
         }
         return Suppressions(rules: rules, machine: machine)
+    }
+
+    /// YAML nodes a suppression file may have once its aliases are followed.
+    static let maxNodes = 100_000
+
+    /// Counts with aliases followed, stopping past the limit.
+    private static func tooManyNodes(_ node: Node) -> Bool {
+        var count = 0
+        var stack = [node]
+        while let next = stack.popLast() {
+            count += 1
+            if count > maxNodes { return true }
+            switch next {
+            case .sequence(let sequence): stack.append(contentsOf: sequence)
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
+            case .scalar, .alias: break
+            }
+        }
+        return false
     }
 
     /// The first rule that suppresses `report` on `kernel`, if any.
