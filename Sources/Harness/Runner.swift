@@ -211,6 +211,8 @@ public final class Runner: @unchecked Sendable {
         result.kernelRelease = analysis.kernelRelease
         result.scenarios = analysis.scenarios
         result.reports = analysis.reports
+        result.unsuppressedReportCounts = analysis.unsuppressedReportCounts
+        result.reportsDropped = analysis.reportsDropped
         switch end {
         case .guestFinished: result.end = "finished"
         case .timeout: result.end = "timeout"
