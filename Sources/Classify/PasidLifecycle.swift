@@ -193,10 +193,11 @@ public struct PasidLifecycleOracle: Sendable {
     /// names the PASID: one N's address space holds, on which a binding of
     /// another process ran jobs.
     public mutating func observeWorkload(_ line: String) {
-        guard line.contains("@@kharness evidence "), line.contains(" canary pid="),
-              let range = line.range(of: " canary pid=") else { return }
-        guard let victim = Int(line[range.upperBound...].prefix { $0.isNumber }.prefix(9)) else { return }
-        let report = String(line[line.range(of: "@@kharness")!.lowerBound...].prefix(400))
+        // A protocol line by the classifier's rule (at a line's start), not the text anywhere.
+        guard let message = ConsoleClassifier.protocolMessage(line), message.hasPrefix("evidence "),
+              let range = message.range(of: " canary pid=") else { return }
+        guard let victim = Int(message[range.upperBound...].prefix { $0.isNumber }.prefix(9)) else { return }
+        let report = String(("@@kharness " + message).prefix(400))
         if let culprit = strayJobs[victim], let pasid = culprit.pasid {
             let owner = culprit.bindPid ?? culprit.pid
             record("device write through PASID \(pasid) of pid \(owner) landed in pid \(victim)", [culprit.line, report])

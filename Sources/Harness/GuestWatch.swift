@@ -140,9 +140,9 @@ final class GuestWatch {
     private func observe(_ line: String) {
         events(.console(line))
         trace.addConsoleLine(line, afterKernelReport: classifier.sawKernelReport)
-        if workloadReports.count < 64, let message = ConsoleClassifier.protocolMessage(line),
-           message.hasPrefix("evidence "), message.contains(" canary pid=") {
-            workloadReports.append("@@kharness " + message)
+        if workloadReports.count < 64, line.contains(" canary pid="), let message = ConsoleClassifier.protocolMessage(line),
+           message.hasPrefix("evidence ") {
+            workloadReports.append(line)
         }
         if initSpokeAt == nil, classifier.sawProtocol { initSpokeAt = Date() }
     }

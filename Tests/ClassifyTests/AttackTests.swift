@@ -94,6 +94,15 @@ final class AttackTests: XCTestCase {
         XCTAssertEqual(o, Outcome(status: .fail, reason: try oopsTitle(), evidence: o.evidence))
     }
 
+    func testAFailurePastTheScenarioCapIsNotAPass() throws {
+        let a = try Self.analyze("scenario-fail-past-the-cap.log")
+        XCTAssertEqual(a.scenarios.count, ConsoleClassifier.maxScenarios)
+        XCTAssertEqual(a.scenariosDropped, 3)
+        XCTAssertEqual(decideOutcome(analysis: a, end: .guestFinished, workload: "sva").reason,
+                       "the workload announced more than 256 scenarios")
+        XCTAssertEqual(decideLogOutcome(analysis: a).status, .fail)
+    }
+
     func testFailThenPassStaysFail() throws {
         let a = try Self.analyze("fail-then-pass.log")
         XCTAssertEqual(a.scenarios.map(\.status), [.fail])
