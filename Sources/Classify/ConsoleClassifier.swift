@@ -114,8 +114,10 @@ public struct ConsoleClassifier {
     /// The guest's `@@kharness done` line has been read: the workload ran to its end.
     public var sawDone: Bool { result.sawDone }
 
-    /// A kernel report has been read, or is being read.
-    public var sawKernelReport: Bool { reportsSeen > 0 || open != nil }
+    /// The kernel died: an oops (`Internal error: Oops …`, `invalid opcode`) or a panic
+    /// line has been read. Only then does `ftrace_dump_on_oops` dump the trace on the
+    /// console; a forged dump needs a forged oops, which is a report that fails the run.
+    public private(set) var sawKernelDeath = false
 
     /// Some `@@kharness` protocol line has been read: the guest's init is running.
     public private(set) var sawProtocol = false
@@ -233,8 +235,10 @@ public struct ConsoleClassifier {
             }
             startReport(line, m, truncated)
         case .secondary:
+            sawKernelDeath = true
             if open != nil { appendIfSameCaller(line, m, truncated) } else { startReport(line, m, truncated) }
         case .panic:
+            sawKernelDeath = true
             handlePanic(line, m, truncated)
         case .endMarker:
             if open != nil {

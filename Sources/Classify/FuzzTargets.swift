@@ -56,7 +56,7 @@ public enum FuzzTargets {
             if toPort {
                 collector.addPortLine(line)
             } else {
-                collector.addConsoleLine(line, afterKernelReport: line.utf8.count & 1 == 0)
+                collector.addConsoleLine(line, afterKernelDied: line.utf8.count & 1 == 0)
             }
         }
         for event in collector.events { _ = event.jsonLine }

@@ -21,7 +21,7 @@
 /// process, so any of them could print a hand-over section, a dump header or
 /// records. With a port (`hasPort`), the console's hand-over markers are ignored
 /// (that guest never prints them) and a dump section is read only after the
-/// console showed a kernel report (`ftrace_dump_on_oops` runs when the kernel
+/// console showed an oops or a panic (`ftrace_dump_on_oops` runs when the kernel
 /// dies, and that report fails the run whatever the records say); only the port's
 /// first clock marker (init writes it before any workload runs) sets the dump's
 /// clock; only the first hand-over section counts. Whenever records come from the
@@ -87,10 +87,10 @@ public struct TraceCollector: Sendable {
     }
 
     /// A console line: trace records appear in the hand-over section (a guest
-    /// without the port) and in `ftrace_dump_on_oops`'s dump. `afterKernelReport`:
-    /// the console showed a kernel report before this line (a dump is believed
-    /// only then when the machine has a port).
-    public mutating func addConsoleLine(_ line: String, afterKernelReport: Bool = true) {
+    /// without the port) and in `ftrace_dump_on_oops`'s dump. `afterKernelDied`:
+    /// the console showed an oops or a panic before this line (with a port, a dump
+    /// is believed only then).
+    public mutating func addConsoleLine(_ line: String, afterKernelDied: Bool = true) {
         if let message = ConsoleClassifier.protocolMessage(line) {
             guard !hasPort else { return }
             if message.hasPrefix("trace-begin") {
@@ -110,7 +110,7 @@ public struct TraceCollector: Sendable {
         let isRule = line.hasSuffix("---------------------------------")
         switch consoleSection {
         case .none:
-            if line.hasSuffix("Dumping ftrace buffer:"), !hasPort || afterKernelReport { consoleSection = .dumpHeader }
+            if line.hasSuffix("Dumping ftrace buffer:"), !hasPort || afterKernelDied { consoleSection = .dumpHeader }
             return
         case .dumpHeader:
             consoleSection = isRule ? .dump : .none

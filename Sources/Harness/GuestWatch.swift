@@ -139,7 +139,7 @@ final class GuestWatch {
     /// classifier's rule only: the substring anywhere else means nothing.
     private func observe(_ line: String) {
         events(.console(line))
-        trace.addConsoleLine(line, afterKernelReport: classifier.sawKernelReport)
+        trace.addConsoleLine(line, afterKernelDied: classifier.sawKernelDeath)
         if workloadReports.count < 64, line.contains(" canary pid="), let message = ConsoleClassifier.protocolMessage(line),
            message.hasPrefix("evidence ") {
             workloadReports.append(line)

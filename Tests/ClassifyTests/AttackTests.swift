@@ -189,7 +189,7 @@ final class AttackTests: XCTestCase {
     func testForgedConsoleSectionsAreIgnoredWithAPort() throws {
         var trace = TraceCollector(hasPort: true)
         for line in try Self.lines("trace-forged-clock-marker.port.log") { trace.addPortLine(line) }
-        for line in try Self.lines("trace-forged-sections.console.log") { trace.addConsoleLine(line, afterKernelReport: false) }
+        for line in try Self.lines("trace-forged-sections.console.log") { trace.addConsoleLine(line, afterKernelDied: false) }
         XCTAssertTrue(trace.complete, "a console line cannot claim lost events")
         XCTAssertEqual(trace.overruns, 0)
         XCTAssertFalse(trace.untrusted)
