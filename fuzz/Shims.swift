@@ -21,4 +21,13 @@ enum Digest {
 /// The fuzzer builds suppressions in code; YAML is never parsed.
 enum Yams {
     static func load(yaml: String) throws -> Any? { nil }
+    static func compose(yaml: String) throws -> Node? { nil }
+}
+
+/// The shape of Yams' composed node, for the code that counts nodes.
+enum Node {
+    case scalar(String)
+    case sequence([Node])
+    case mapping([(Node, Node)])
+    case alias(String)
 }
