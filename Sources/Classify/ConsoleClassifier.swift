@@ -220,8 +220,8 @@ public struct ConsoleClassifier {
             }
         }
         // The protocol only where the guest's init and workload print it: at the start
-        // of a line (after a printk prefix), never inside one.
-        if kind == .none, let at = Self.protocolStart(line, m) {
+        // of a line, never inside one, and never in the kernel's log (see protocolStart).
+        if kind == .none, let at = Self.protocolStart(line) {
             handleProtocol(Bytes.sanitize(UnsafeBufferPointer(rebasing: line[at...]), limit: 1024))
             return
         }
@@ -492,19 +492,25 @@ public struct ConsoleClassifier {
     private var sawProtocolRelease = false
 
     /// Where a protocol message's verb starts, when the line is one: just after
-    /// `@@kharness ` at the message start `m` (the line's start after any printk prefix).
-    static func protocolStart(_ line: UnsafeBufferPointer<UInt8>, _ m: Int) -> Int? {
-        Bytes.hasPrefix(line, at: m, "@@kharness ") ? m + 11 : nil
+    /// `@@kharness ` at the very start of the line (control bytes and colour escapes
+    /// skipped). Init and the workloads write to the console device, which adds no
+    /// prefix; the harness boots with `printk.time=1`, so every line of the kernel's log
+    /// has a timestamp. A line with one is the kernel's, whatever follows it: messages
+    /// that start with a task's name (`drop_caches`' "comm (pid): …") or `/dev/kmsg`
+    /// writes cannot pass for the protocol.
+    static func protocolStart(_ line: UnsafeBufferPointer<UInt8>) -> Int? {
+        let start = Bytes.skipNoise(line, from: 0)
+        return Bytes.hasPrefix(line, at: start, "@@kharness ") ? start + 11 : nil
     }
 
     /// The protocol message of a console line (the text after `@@kharness `), or nil
-    /// when the line is not a protocol line by the classifier's rule (anchored at the
-    /// message start). For whoever else reads the console: the harness's watcher and
-    /// trace collector believe what the classifier believes.
+    /// when the line is not a protocol line by the classifier's rule
+    /// (``protocolStart(_:)``). For whoever else reads the console: the harness's
+    /// watcher, trace collector and lifecycle oracle believe what the classifier believes.
     public static func protocolMessage(_ line: String) -> Substring? {
         var copy = line
         let at: Int? = copy.withUTF8 { buffer in
-            protocolStart(buffer, Bytes.messageStart(buffer))
+            protocolStart(buffer)
         }
         guard let at else { return nil }
         let utf8 = line.utf8

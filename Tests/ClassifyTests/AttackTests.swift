@@ -130,8 +130,18 @@ final class AttackTests: XCTestCase {
             .hasPrefix("guest stopped before @@kharness done"))
         XCTAssertEqual(decideLogOutcome(analysis: a).reason, "baseline: began but gave no result")
         XCTAssertNil(ConsoleClassifier.protocolMessage("x @@kharness done"))
-        XCTAssertEqual(ConsoleClassifier.protocolMessage("[   1.0] @@kharness done"), "done")
+        XCTAssertEqual(ConsoleClassifier.protocolMessage("\u{1B}[1;31m@@kharness done"), "done")
+        XCTAssertNil(ConsoleClassifier.protocolMessage("[   1.0] @@kharness done"), "the kernel's log")
         XCTAssertEqual(ConsoleClassifier.protocolMessage("@@kharness exit 0"), "exit 0")
+    }
+
+    func testKernelMessagesStartingWithATaskNameAreNotProtocol() throws {
+        let a = try Self.analyze("kernel-log-line-as-protocol.log")
+        XCTAssertFalse(a.sawDone)
+        XCTAssertEqual(a.scenarios.map(\.status), [.miss])
+        XCTAssertNil(a.workloadExitStatus)
+        XCTAssertTrue(decideOutcome(analysis: a, end: .guestFinished, workload: "sva").reason
+            .hasPrefix("guest stopped before @@kharness done"))
     }
 
     func testOnlyTheFirstReleaseCounts() throws {

@@ -201,9 +201,10 @@ final class PasidLifecycleTests: XCTestCase {
                        ["PASID 2 bound by pid 12 while still bound to pid 10",
                         "device write landed in pid 12, another process's memory"])
         XCTAssertEqual(run([], workload: ["@@kharness evidence nginx note canary pid=x"], complete: false), [])
-        // Only a protocol line: the text inside a kernel message is not a canary report.
+        // Only a protocol line: the text inside or at the start of a kernel message is not a canary report.
         XCTAssertEqual(run([], workload: ["[  5.0] audit: comm=\"x\" \(canary)"], complete: false), [])
-        XCTAssertEqual(run([], workload: ["[  5.0] \(canary)"], complete: false).count, 1)
+        XCTAssertEqual(run([], workload: ["[  5.0] \(canary)"], complete: false), [])
+        XCTAssertEqual(run([], workload: ["\u{1B}[0m\(canary)"], complete: false).count, 1)
     }
 
     /// The end-of-trace leak check is linear in the process tree: 100k events of one
