@@ -32,6 +32,8 @@ struct GitBisect {
         if Files.exists(clone + "/HEAD") { return clone }
         let temporary = directory + "/.tmp-repo-\(getpid())"
         try? FileManager.default.removeItem(atPath: temporary)
+        // Those of bisects killed outright.
+        Files.reclaimStale(in: directory, prefix: ".tmp-repo-", pidField: 0)
         try await Command.check("git", ["clone", "--quiet", "--bare", "--shared", "--no-tags", tree, temporary],
                                 input: tree)
         try await Command.check("git", ["-C", temporary, "config", "gc.auto", "0"])

@@ -5,8 +5,12 @@ import Foundation
 ///
 /// Streaming with bounded memory: bytes may arrive in any chunking; a line is cut at
 /// ``maxLineBytes``, a report at ``maxReportLines``/``maxReportBytes``, and only the
-/// first ``maxStoredReports`` reports and ``maxStoredSmmuEvents`` events are kept (the
-/// rest are counted). The hot path looks at bytes only; a line becomes a `String`
+/// first ``maxStoredReports`` kernel reports' texts and ``maxStoredSmmuEvents`` events
+/// are kept. No cap changes the verdict: every report past the stored ones is still
+/// named and judged against the suppressions (counted by how its suppression depends on
+/// the kernel release, which may be learnt later), and the first one no rule suppresses
+/// is kept. Workload failures are kept apart, one per scenario, and never take a kernel
+/// report's place. The hot path looks at bytes only; a line becomes a `String`
 /// only when a cheap prefix check says it matters or a report is being collected.
 public struct ConsoleClassifier {
     public static let maxLineBytes = 4096
@@ -37,6 +41,16 @@ public struct ConsoleClassifier {
     private var parked: [(caller: Int, draft: ReportDraft)] = []
     static let maxParkedReports = 4
     private var reportsSeen = 0
+    private var storedKernelReports = 0
+    /// Kernel reports past the stored ones, grouped by how their suppression is decided.
+    private var unstored: [Suppressions.Judgement: UnstoredGroup] = [:]
+
+    /// Reports past the stored ones that share a ``Suppressions/Judgement``: how many of
+    /// each category, and the first one (its text cut to what a verdict shows).
+    private struct UnstoredGroup {
+        var counts: [String: Int] = [:]
+        var first: KernelReport
+    }
 
     private var noteLine = -1_000_000
     private var noteText: String?
@@ -80,8 +94,38 @@ public struct ConsoleClassifier {
             .map(\.element)
         var analysis = result
         suppressions.apply(to: &analysis)
+        for report in analysis.reports where report.isKernelReport && !report.suppressed {
+            analysis.unsuppressedReportCounts[report.category, default: 0] += 1
+        }
+        // The reports past the stored ones, judged now that the release is final.
+        var firstUnstored: KernelReport?
+        for (judgement, group) in unstored where !suppressions.resolve(judgement, kernel: analysis.kernelRelease) {
+            for (category, count) in group.counts {
+                analysis.unsuppressedReportCounts[category] = analysis.unsuppressedReportCounts[category, default: 0]
+                    .saturatingAdd(count)
+            }
+            if firstUnstored.map({ group.first.line < $0.line }) ?? true { firstUnstored = group.first }
+        }
+        // Kept when the stored reports do not already show its issue: it may be the
+        // one that decides the verdict, and comparisons see it.
+        if let firstUnstored, !analysis.reports.contains(where: {
+            $0.isKernelReport && !$0.suppressed && $0.signature == firstUnstored.signature
+        }) {
+            analysis.reports.append(firstUnstored)
+        }
         return analysis
     }
+
+    /// The guest's `@@kharness done` line has been read: the workload ran to its end.
+    public var sawDone: Bool { result.sawDone }
+
+    /// The kernel died: an oops (`Internal error: Oops …`, `invalid opcode`) or a panic
+    /// line has been read. Only then does `ftrace_dump_on_oops` dump the trace on the
+    /// console; a forged dump needs a forged oops, which is a report that fails the run.
+    public private(set) var sawKernelDeath = false
+
+    /// Some `@@kharness` protocol line has been read: the guest's init is running.
+    public private(set) var sawProtocol = false
 
     // MARK: - Lines
 
@@ -170,12 +214,8 @@ public struct ConsoleClassifier {
         remember(line)
         var m = Bytes.messageStart(line)
         guard m < line.count else { return }
-        if let base = line.baseAddress, memchr(base + m, 0x40, line.count - m) != nil,
-           let at = Bytes.find(line, "@@kharness ", from: m)
-        {
-            handleProtocol(Bytes.sanitize(UnsafeBufferPointer(rebasing: line[(at + 11)...]), limit: 1024))
-            return
-        }
+        // Kernel reports first: no protocol text can hide one (a soft lockup naming a
+        // task "@@kharness done" stays a soft lockup).
         var kind = detect(line, m)
         if kind == .none, m < line.count, line[m] == UInt8(ascii: " ") {
             // Some reports are printed indented ("  BUG: KCSAN: …" under a KCSAN banner).
@@ -201,6 +241,12 @@ public struct ConsoleClassifier {
                 m = e
             }
         }
+        // The protocol only where the guest's init and workload print it: at the start
+        // of a line, never inside one, and never in the kernel's log (see protocolStart).
+        if kind == .none, let at = Self.protocolStart(line) {
+            handleProtocol(Bytes.sanitize(UnsafeBufferPointer(rebasing: line[at...]), limit: 1024))
+            return
+        }
         switch kind {
         case .none:
             if open != nil { appendIfSameCaller(line, m, truncated) }
@@ -220,8 +266,10 @@ public struct ConsoleClassifier {
             }
             startReport(line, m, truncated)
         case .secondary:
+            sawKernelDeath = true
             if open != nil { appendIfSameCaller(line, m, truncated) } else { startReport(line, m, truncated) }
         case .panic:
+            sawKernelDeath = true
             handlePanic(line, m, truncated)
         case .endMarker:
             let caller = Bytes.callerID(line, end: m)
@@ -268,9 +316,9 @@ public struct ConsoleClassifier {
         case .smmuSuppressed:
             let text = Bytes.sanitize(UnsafeBufferPointer(rebasing: line[m...]), limit: 256)
             if let colon = text.range(of: ": "),
-               let count = Int(text[colon.upperBound...].prefix(while: { $0.isNumber }))
+               let count = Int.saturatingDecimal(prefixOf: text[colon.upperBound...])
             {
-                result.smmuEventCount += count
+                result.smmuEventCount = result.smmuEventCount.saturatingAdd(count)
                 checkSmmuStorm()
             }
         }
@@ -424,14 +472,60 @@ public struct ConsoleClassifier {
     }
 
     private mutating func store(_ draft: ReportDraft) {
-        guard result.reports.count < Self.maxStoredReports else {
-            reportsSeen += 1
-            result.reportsDropped += 1
+        if draft.fixed?.category == .workload {
+            // At most one per scenario (a FAIL is final), so bounded by maxScenarios.
+            if let report = ReportAnalyzer.analyze(draft) { result.reports.append(report) }
             return
         }
-        guard let report = ReportAnalyzer.analyze(draft) else { return }
+        if storedKernelReports < Self.maxStoredReports {
+            // A "WARNING:" line of pr_warn() or user space is no report and takes no place.
+            guard let report = ReportAnalyzer.analyze(draft) else { return }
+            reportsSeen += 1
+            storedKernelReports += 1
+            result.reports.append(report)
+            return
+        }
+        guard var report = analyzeRepeated(draft) else { return }
         reportsSeen += 1
-        result.reports.append(report)
+        result.reportsDropped = result.reportsDropped.saturatingAdd(1)
+        let judgement = suppressions.judge(report)
+        if unstored[judgement] == nil {
+            report.text = report.text.split(separator: "\n", maxSplits: 12, omittingEmptySubsequences: false)
+                .prefix(12).joined(separator: "\n")
+            unstored[judgement] = UnstoredGroup(first: report)
+        }
+        unstored[judgement]!.counts[report.category, default: 0] += 1
+    }
+
+    /// What a report draft's analysis depends on: a flood repeats one report (the same
+    /// RCU stall or WARNING, printk prefixes already gone), and naming it again for each
+    /// of a million repeats would cost more than reading them.
+    private struct DraftKey: Hashable {
+        var lines: [String]
+        var damaged: Bool
+        var cutShort: Bool
+        var sawEndMarker: Bool
+        var note: String?
+        var fixedTitle: String?
+    }
+
+    private var recentlyAnalyzed: [DraftKey: KernelReport?] = [:]
+
+    /// `ReportAnalyzer.analyze`, remembered for the last distinct reports past the cap
+    /// (nil, "not a report", is remembered too).
+    private mutating func analyzeRepeated(_ draft: ReportDraft) -> KernelReport? {
+        let key = DraftKey(lines: draft.lines, damaged: draft.damaged, cutShort: draft.cutShort,
+                           sawEndMarker: draft.sawEndMarker, note: draft.note,
+                           fixedTitle: draft.fixed.map { "\($0.category.rawValue) \($0.title)" })
+        if let known = recentlyAnalyzed[key] {
+            guard var report = known else { return nil }
+            report.line = draft.startLine
+            return report
+        }
+        let report = ReportAnalyzer.analyze(draft)
+        if recentlyAnalyzed.count >= 64 { recentlyAnalyzed.removeAll(keepingCapacity: true) }
+        recentlyAnalyzed[key] = .some(report)
+        return report
     }
 
     private mutating func storeFixed(_ category: KernelReport.Category, _ title: String, text: String, line: Int) {
@@ -466,19 +560,51 @@ public struct ConsoleClassifier {
     private var sawProtocolRelease = false
     private var sawFirmware = false
 
+    /// Where a protocol message's verb starts, when the line is one: just after
+    /// `@@kharness ` at the very start of the line (control bytes and colour escapes
+    /// skipped). Init and the workloads write to the console device, which adds no
+    /// prefix; the harness boots with `printk.time=1`, so every line of the kernel's log
+    /// has a timestamp. A line with one is the kernel's, whatever follows it: messages
+    /// that start with a task's name (`drop_caches`' "comm (pid): …") or `/dev/kmsg`
+    /// writes cannot pass for the protocol.
+    static func protocolStart(_ line: UnsafeBufferPointer<UInt8>) -> Int? {
+        let start = Bytes.skipNoise(line, from: 0)
+        return Bytes.hasPrefix(line, at: start, "@@kharness ") ? start + 11 : nil
+    }
+
+    /// The protocol message of a console line (the text after `@@kharness `), or nil
+    /// when the line is not a protocol line by the classifier's rule
+    /// (``protocolStart(_:)``). For whoever else reads the console: the harness's
+    /// watcher, trace collector and lifecycle oracle believe what the classifier believes.
+    public static func protocolMessage(_ line: String) -> Substring? {
+        var copy = line
+        let at: Int? = copy.withUTF8 { buffer in
+            protocolStart(buffer)
+        }
+        guard let at else { return nil }
+        let utf8 = line.utf8
+        return Substring(utf8[utf8.index(utf8.startIndex, offsetBy: at)...])
+    }
+
     private mutating func handleProtocol(_ text: String) {
+        sawProtocol = true
         let parts = text.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
         guard let verb = parts.first else { return }
         func scenario(_ name: Substring) -> Int? {
             let key = String(name.prefix(128))
             if let i = scenarioIndex[key] { return i }
-            guard result.scenarios.count < Self.maxScenarios else { return nil }
+            guard result.scenarios.count < Self.maxScenarios else {
+                result.scenariosDropped = result.scenariosDropped.saturatingAdd(1)
+                return nil
+            }
             result.scenarios.append(ScenarioResult(name: key, status: .miss, reason: "began but gave no result"))
             scenarioIndex[key] = result.scenarios.count - 1
             return result.scenarios.count - 1
         }
         switch verb {
         case "release" where parts.count >= 2:
+            // The first one: a later line cannot change what suppression rules match.
+            guard !sawProtocolRelease else { return }
             result.kernelRelease = String(parts[1].prefix(128))
             sawProtocolRelease = true
         case "begin" where parts.count >= 2:
@@ -501,6 +627,8 @@ public struct ConsoleClassifier {
             if !["PASS", "FAIL", "SKIP"].contains(parts[2].uppercased()) {
                 reason = "unknown result \"\(parts[2])\"" + (reason.isEmpty ? "" : ": \(reason)")
             }
+            // FAIL is final: a later PASS or SKIP of the same scenario does not undo it.
+            guard result.scenarios[i].status != .fail else { return }
             result.scenarios[i].status = status
             result.scenarios[i].reason = reason
             if status == .fail {
@@ -510,6 +638,14 @@ public struct ConsoleClassifier {
             }
         case "end" where parts.count >= 2:
             if let i = scenario(parts[1]) { result.scenarios[i].ended = true }
+        case "exit" where parts.count >= 2:
+            // init prints it once, when the workload script returns.
+            if result.workloadExitStatus == nil {
+                result.workloadExitStatus = Int.saturatingDecimal(prefixOf: parts[1].drop { $0 == "-" })
+                    .map { parts[1].hasPrefix("-") ? -$0 : $0 } ?? -1
+            }
+        case "probe-failed" where parts.count >= 2:
+            if result.probeFailure == nil { result.probeFailure = parts.dropFirst().joined(separator: " ") }
         case "done":
             result.sawDone = true
         default:
@@ -529,7 +665,7 @@ public struct ConsoleClassifier {
         for action in actions {
             switch action {
             case .event(let event):
-                result.smmuEventCount += 1
+                result.smmuEventCount = result.smmuEventCount.saturatingAdd(1)
                 if result.smmuEvents.count < Self.maxStoredSmmuEvents { result.smmuEvents.append(event) }
                 let title = "arm-smmu-v3: \(event.name) event"
                 if smmuTitles.insert(title).inserted {

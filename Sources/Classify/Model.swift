@@ -1,9 +1,25 @@
 /// What the classifier found in one console log.
 public struct ConsoleAnalysis: Codable, Sendable, Equatable {
-    /// Kernel reports in console order (at most `ConsoleClassifier.maxStoredReports`).
+    /// Reports in console order: the first `ConsoleClassifier.maxStoredReports` kernel
+    /// reports, then the first unsuppressed kernel report after them (if any: it decides
+    /// the verdict), and one workload failure per failed scenario (these never take a
+    /// kernel report's place).
     public var reports: [KernelReport] = []
-    /// Reports seen after the stored ones were full; counted, not kept.
+    /// Kernel reports seen after the stored ones were full: judged and counted, their
+    /// texts not kept.
     public var reportsDropped: Int = 0
+    /// Every kernel report the log showed that no suppression matched, stored or not, by
+    /// category: a cap on stored texts never hides one from the verdict.
+    public var unsuppressedReportCounts: [String: Int] = [:]
+    /// Scenarios announced after `ConsoleClassifier.maxScenarios` others: not kept, and
+    /// the verdict does not pass a workload that announces so many.
+    public var scenariosDropped: Int = 0
+    /// The workload's exit status from `@@kharness exit <status>` (init prints it when the
+    /// workload script returns), nil when the log has none.
+    public var workloadExitStatus: Int?
+    /// From `@@kharness probe-failed <reason>`: the workload found its device absent or
+    /// without a driver (the first such line).
+    public var probeFailure: String?
     /// Scenarios announced with the `@@kharness` protocol, in order of first mention.
     public var scenarios: [ScenarioResult] = []
     /// From `@@kharness release`, else from the `Linux version` banner.
@@ -22,6 +38,9 @@ public struct ConsoleAnalysis: Codable, Sendable, Equatable {
     public var lineCount: Int = 0
 
     public init() {}
+
+    /// How many kernel reports no suppression matched, over the whole log.
+    public var unsuppressedReportCount: Int { unsuppressedReportCounts.values.reduce(0) { $0.saturatingAdd($1) } }
 
     /// True when the console shows that a Linux kernel started at all.
     public var sawKernelOutput: Bool { bootBanners > 0 }

@@ -193,10 +193,11 @@ public struct PasidLifecycleOracle: Sendable {
     /// names the PASID: one N's address space holds, on which a binding of
     /// another process ran jobs.
     public mutating func observeWorkload(_ line: String) {
-        guard line.contains("@@kharness evidence "), line.contains(" canary pid="),
-              let range = line.range(of: " canary pid=") else { return }
-        guard let victim = Int(line[range.upperBound...].prefix { $0.isNumber }.prefix(9)) else { return }
-        let report = String(line[line.range(of: "@@kharness")!.lowerBound...].prefix(400))
+        // A protocol line by the classifier's rule (at a line's start), not the text anywhere.
+        guard let message = ConsoleClassifier.protocolMessage(line), message.hasPrefix("evidence "),
+              let range = message.range(of: " canary pid=") else { return }
+        guard let victim = Int(message[range.upperBound...].prefix { $0.isNumber }.prefix(9)) else { return }
+        let report = String(("@@kharness " + message).prefix(400))
         if let culprit = strayJobs[victim], let pasid = culprit.pasid {
             let owner = culprit.bindPid ?? culprit.pid
             record("device write through PASID \(pasid) of pid \(owner) landed in pid \(victim)", [culprit.line, report])
@@ -220,31 +221,79 @@ public struct PasidLifecycleOracle: Sendable {
                    drop.lines)
         }
         dropped = [:]
+        var tree = ProcessTree(parent: parent, children: children, exited: exited)
         for (pasid, holders) in live.sorted(by: { $0.key < $1.key }) {
-            for held in holders.values.sorted(by: { $0.pid < $1.pid }) where held.count > 0 && allGone(around: held.pid) {
+            for held in holders.values.sorted(by: { $0.pid < $1.pid }) where held.count > 0 && tree.allGone(around: held.pid) {
                 record("PASID \(pasid) never freed after every holder was gone: the binding of pid \(held.pid) was never released",
                        [held.line])
             }
         }
     }
 
-    /// Every thread of the process tree the workload started around `pid`
-    /// (from its topmost ancestor forked while tracing) has exited.
-    private func allGone(around pid: Int) -> Bool {
-        var top = pid
-        var steps = 0
-        while let up = parent[top], parent[up] != nil, steps < 10_000 {
-            top = up
-            steps += 1
+    /// Whether every thread of the process tree the workload started around a pid
+    /// (from its topmost ancestor forked while tracing) has exited, for many pids of
+    /// one tree: each node's top and each subtree's answer are found once, so the
+    /// check at the end of a trace is linear in the tree, not in bindings × tree
+    /// (a 16 MiB trace of one large tree took hours). A hostile trace may make the
+    /// parent links a cycle: a node already on the way is not followed again.
+    private struct ProcessTree {
+        let parent: [Int: Int]
+        let children: [Int: [Int]]
+        let exited: Set<Int>
+        private var topOf: [Int: Int] = [:]
+        private var subtreeGone: [Int: Bool] = [:]
+
+        init(parent: [Int: Int], children: [Int: [Int]], exited: Set<Int>) {
+            self.parent = parent
+            self.children = children
+            self.exited = exited
         }
-        var pending = [top]
-        var visited = Set<Int>()
-        while let next = pending.popLast() {
-            guard visited.insert(next).inserted else { continue }
-            guard exited.contains(next) else { return false }
-            pending += children[next] ?? []
+
+        mutating func allGone(around pid: Int) -> Bool {
+            gone(top(of: pid))
         }
-        return true
+
+        /// The topmost ancestor with a recorded parent of its own (the workload's
+        /// first process, not the shell that started it).
+        private mutating func top(of pid: Int) -> Int {
+            var path: [Int] = []
+            var seen = Set<Int>()
+            var node = pid
+            while true {
+                if let known = topOf[node] {
+                    node = known
+                    break
+                }
+                guard let up = parent[node], parent[up] != nil, seen.insert(node).inserted else { break }
+                path.append(node)
+                node = up
+            }
+            for p in path { topOf[p] = node }
+            return node
+        }
+
+        /// Every thread of `root`'s subtree has exited, each node decided once
+        /// (an iterative post-order walk: no recursion for a deep chain).
+        private mutating func gone(_ root: Int) -> Bool {
+            if let known = subtreeGone[root] { return known }
+            var stack: [(node: Int, expanded: Bool)] = [(root, false)]
+            var onStack = Set<Int>()
+            while let (node, expanded) = stack.popLast() {
+                if expanded {
+                    onStack.remove(node)
+                    subtreeGone[node] = exited.contains(node)
+                        && (children[node] ?? []).allSatisfy { subtreeGone[$0] ?? true }
+                    continue
+                }
+                if subtreeGone[node] != nil || onStack.contains(node) { continue }
+                onStack.insert(node)
+                stack.append((node, true))
+                for child in children[node] ?? [] where subtreeGone[child] == nil && !onStack.contains(child) {
+                    stack.append((child, false))
+                }
+            }
+            return subtreeGone[root] ?? true
+        }
     }
 
     private mutating func record(_ title: String, _ evidence: [String]) {

@@ -16,8 +16,8 @@ enum Smmu {
 
     static func name(forID id: Int) -> String {
         if let n = eventNames[id] { return n }
-        if (0xE0...0xEF).contains(id) { return "IMPDEF_EVENT_\(hex(UInt64(id)))" }
-        return "UNKNOWN(\(hex(UInt64(id))))"
+        if (0xE0...0xEF).contains(id) { return "IMPDEF_EVENT_\(hex(UInt64(truncatingIfNeeded: id)))" }
+        return "UNKNOWN(\(hex(UInt64(truncatingIfNeeded: id))))"
     }
 
     /// Decodes a raw event record.
@@ -90,7 +90,7 @@ enum Smmu {
     /// One line describing the event, for report text and logs.
     static func describe(_ e: SmmuEvent) -> String {
         var parts = ["SMMU event \(e.name)"]
-        if let id = e.id { parts.append("id \(hex(UInt64(id)))") }
+        if let id = e.id { parts.append("id \(hex(UInt64(truncatingIfNeeded: id)))") }
         if let c = e.client { parts.append("client \(c)") }
         if let s = e.streamID { parts.append("sid \(hex(UInt64(s)))") }
         if let s = e.substreamID { parts.append("ssid \(hex(UInt64(s)))") }
@@ -143,7 +143,8 @@ struct SmmuTracker {
         if m.hasPrefix("event 0x"), m.hasSuffix("received:") {
             actions += flush()
             let idText = m.dropFirst("event ".count).prefix(while: { $0 != " " })
-            collecting = (Int(Smmu.parseNumber(idText) ?? 0) & 0xFF, line, [])
+            // The event number is the record's low byte; the guest may print any number.
+            collecting = (Int((Smmu.parseNumber(idText) ?? 0) & 0xFF), line, [])
             pendingSince = line
             return actions
         }

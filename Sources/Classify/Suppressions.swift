@@ -65,7 +65,14 @@ public struct Suppressions: Sendable, Equatable {
     public static func parse(_ text: String, source: String, machine: String? = nil) throws -> Suppressions {
         let node: Any?
         do {
+            // Composed (aliases shared) and counted before it is built: an alias
+            // bomb would build exponentially many values.
+            if let composed = try Yams.compose(yaml: text), tooManyNodes(composed) {
+                throw HarnessError.badInput(source, "more than \(maxNodes) YAML nodes once aliases are followed")
+            }
             node = try Yams.load(yaml: text)
+        } catch let error as HarnessError {
+            throw error
         } catch {
             let detail = "\(error)".split(separator: "\n").first.map(String.init) ?? "invalid YAML"
             throw HarnessError.badInput(source, "invalid YAML: \(detail)")
@@ -101,6 +108,29 @@ public struct Suppressions: Sendable, Equatable {
         return Suppressions(rules: rules, machine: machine)
     }
 
+    /// YAML nodes a suppression file may have once its aliases are followed.
+    static let maxNodes = 100_000
+
+    /// Counts with aliases followed, stopping past the limit.
+    private static func tooManyNodes(_ node: Node) -> Bool {
+        var count = 0
+        var stack = [node]
+        while let next = stack.popLast() {
+            count += 1
+            if count > maxNodes { return true }
+            switch next {
+            case .sequence(let sequence): stack.append(contentsOf: sequence)
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
+            case .scalar, .alias: break
+            }
+        }
+        return false
+    }
+
     /// The first rule that suppresses `report` on `kernel`, if any.
     public func rule(for report: KernelReport, kernel: String?) -> Rule? {
         rules.first { rule in
@@ -109,6 +139,43 @@ public struct Suppressions: Sendable, Equatable {
             if let k = rule.kernel, !(kernel.map { Self.glob(k, $0) } ?? false) { return false }
             if let m = rule.machine, !(machine.map { Self.glob(m, $0) } ?? false) { return false }
             return true
+        }
+    }
+
+    /// What can be said about a report's suppression before the kernel release is
+    /// final: only a rule's `kernel` glob depends on it (the release may be learnt
+    /// after the report, from `@@kharness release`).
+    enum Judgement: Hashable, Sendable {
+        case suppressed
+        case unsuppressed
+        /// Suppressed if the release matches the `kernel` glob of one of these rules
+        /// (indices into `rules`), every other condition of which the report meets.
+        case ifKernelMatches([Int])
+    }
+
+    /// Judges a report now, leaving only the release to be settled by ``resolve(_:kernel:)``:
+    /// `resolve(judge(r), kernel: k)` is exactly `rule(for: r, kernel: k) != nil`. Reports
+    /// past the stored ones are counted by judgement, so no text needs to be kept to decide
+    /// them once the release is known.
+    func judge(_ report: KernelReport) -> Judgement {
+        var candidates: [Int] = []
+        for (index, rule) in rules.enumerated() {
+            if let t = rule.title, !Self.matches(t, report.title) { continue }
+            if let s = rule.signature, s != report.signature { continue }
+            if let m = rule.machine, !(machine.map { Self.glob(m, $0) } ?? false) { continue }
+            if rule.kernel == nil { return .suppressed }
+            candidates.append(index)
+        }
+        return candidates.isEmpty ? .unsuppressed : .ifKernelMatches(candidates)
+    }
+
+    func resolve(_ judgement: Judgement, kernel: String?) -> Bool {
+        switch judgement {
+        case .suppressed: return true
+        case .unsuppressed: return false
+        case .ifKernelMatches(let candidates):
+            guard let kernel else { return false }
+            return candidates.contains { rules[$0].kernel.map { Self.glob($0, kernel) } ?? true }
         }
     }
 

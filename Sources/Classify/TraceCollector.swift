@@ -15,8 +15,21 @@
 ///
 /// Everything here is untrusted guest output: lines are cut, the stored text
 /// is capped at `limitBytes`, and a capped trace never counts as whole.
+///
+/// Who can write what: the port carries only what the guest's init streams to it
+/// from `trace_pipe`; the console is written by the kernel and by every guest
+/// process, so any of them could print a hand-over section, a dump header or
+/// records. With a port (`hasPort`), the console's hand-over markers are ignored
+/// (that guest never prints them) and a dump section is read only after the
+/// console showed an oops or a panic (`ftrace_dump_on_oops` runs when the kernel
+/// dies, and that report fails the run whatever the records say); only the port's
+/// first clock marker (init writes it before any workload runs) sets the dump's
+/// clock; only the first hand-over section counts. Whenever records come from the
+/// console, ``untrusted`` says so and the run records it.
 public struct TraceCollector: Sendable {
     public let limitBytes: Int
+    /// The machine has the trace port: the console is not the trace's channel.
+    public let hasPort: Bool
     /// Trace lines as received, port first, then the console's (for `trace.log`).
     public private(set) var portLines: [String] = []
     public private(set) var consoleLines: [String] = []
@@ -33,6 +46,8 @@ public struct TraceCollector: Sendable {
     /// Events the ring buffer lost, as the guest counted them.
     public private(set) var overruns = 0
     private var consoleSection: ConsoleSection = .none
+    private var sawClockMarker = false
+    private var sawHandOver = false
 
     private enum ConsoleSection { case none, handOver, dumpHeader, dump }
 
@@ -43,7 +58,14 @@ public struct TraceCollector: Sendable {
     public static let portBegin = "# kharness trace-begin"
     public static let portEnd = "# kharness trace-end"
 
-    public init(limitBytes: Int = 16 << 20) { self.limitBytes = limitBytes }
+    public init(limitBytes: Int = 16 << 20, hasPort: Bool = false) {
+        self.limitBytes = limitBytes
+        self.hasPort = hasPort
+    }
+
+    /// Some records came from the console, which any guest process can write: the
+    /// lifecycle verdicts drawn from them are only as good as the guest.
+    public var untrusted: Bool { !consoleLines.isEmpty }
 
     /// The trace is whole: the guest handed it over to the end, it lost no
     /// events and nothing was cut. Only then can the absence of an event
@@ -57,30 +79,38 @@ public struct TraceCollector: Sendable {
         }
         if line.hasPrefix(Self.portEnd) {
             sawEnd = true
-            overruns += Self.overruns(in: line)
+            overruns = overruns.saturatingAdd(Self.overruns(in: line))
             return
         }
         if line.hasPrefix("#") || line.isEmpty { return }
         store(line, inPort: true)
     }
 
-    /// A console line: trace records appear in the hand-over section and in
-    /// `ftrace_dump_on_oops`'s dump.
-    public mutating func addConsoleLine(_ line: String) {
-        if line.contains("@@kharness trace-begin") {
-            consoleSection = .handOver
-            overruns += Self.overruns(in: line)
-            return
-        }
-        if line.contains("@@kharness trace-end") {
-            if consoleSection == .handOver { sawEnd = true }
-            consoleSection = .none
-            return
+    /// A console line: trace records appear in the hand-over section (a guest
+    /// without the port) and in `ftrace_dump_on_oops`'s dump. `afterKernelDied`:
+    /// the console showed an oops or a panic before this line (with a port, a dump
+    /// is believed only then).
+    public mutating func addConsoleLine(_ line: String, afterKernelDied: Bool = true) {
+        if let message = ConsoleClassifier.protocolMessage(line) {
+            guard !hasPort else { return }
+            if message.hasPrefix("trace-begin") {
+                // The first section is init's; a later one is anybody's.
+                guard !sawHandOver else { return }
+                sawHandOver = true
+                consoleSection = .handOver
+                overruns = overruns.saturatingAdd(Self.overruns(in: message))
+                return
+            }
+            if message.hasPrefix("trace-end") {
+                if consoleSection == .handOver { sawEnd = true }
+                consoleSection = .none
+                return
+            }
         }
         let isRule = line.hasSuffix("---------------------------------")
         switch consoleSection {
         case .none:
-            if line.hasSuffix("Dumping ftrace buffer:") { consoleSection = .dumpHeader }
+            if line.hasSuffix("Dumping ftrace buffer:"), !hasPort || afterKernelDied { consoleSection = .dumpHeader }
             return
         case .dumpHeader:
             consoleSection = isRule ? .dump : .none
@@ -104,8 +134,10 @@ public struct TraceCollector: Sendable {
         }
         storedBytes += cut.utf8.count + 1
         if inPort { portLines.append(cut) } else { consoleLines.append(cut) }
-        if inPort, cut.hasSuffix(Self.clockMarker), let marker = TraceEvent.timestamp(of: cut),
+        if inPort, !sawClockMarker, cut.hasSuffix(Self.clockMarker), let marker = TraceEvent.timestamp(of: cut),
            marker.event == "tracing_mark_write" {
+            // Only the first: init writes it before any workload process runs.
+            sawClockMarker = true
             dumpClockOffset = marker.ts
         }
         if let event = TraceEvent.parse(cut) {
@@ -150,12 +182,12 @@ public struct TraceCollector: Sendable {
     /// One record printed on two channels: the dump format cuts the task's
     /// name and prints microseconds, so the comparison leaves the name out.
     private static func identity(_ e: TraceEvent) -> String {
-        let micros = Int((e.ts * 1_000_000).rounded())
+        let micros = Int.clamping((e.ts * 1_000_000).rounded()) ?? 0
         return "\(micros) \(e.thread) \(e.pid) \(e.event) \(e.pasid ?? -1) \(e.mm ?? "") \(e.child ?? -1) \(e.ret ?? 0) \(e.bindPid ?? -1)"
     }
 
-    private static func overruns(in line: String) -> Int {
+    private static func overruns(in line: some StringProtocol) -> Int {
         guard let range = line.range(of: "overruns=") else { return 0 }
-        return Int(line[range.upperBound...].prefix { $0.isNumber }.prefix(12)) ?? 0
+        return Int.saturatingDecimal(prefixOf: line[range.upperBound...]) ?? 0
     }
 }

@@ -13,13 +13,15 @@ final class GuestWatch {
     private var classifier: ConsoleClassifier
     private let events: @Sendable (RunEvent) -> Void
     private var initSpokeAt: Date?
-    private var sawDone = false
+    /// The classifier read init's `@@kharness done` (a protocol line by its rule:
+    /// at a line's start, never a kernel report): the workload ran to its end.
+    var sawDone: Bool { classifier.sawDone }
     /// The trace port's file (the sva workload's ftrace stream), when the
     /// machine has one; the console carries the trace otherwise, and what
     /// the port missed when the kernel dies.
     private let traceFollower: ConsoleFollower?
     private var traceSplitter = ConsoleLineSplitter(maxLineLength: 1024)
-    private(set) var trace = TraceCollector(limitBytes: GuestWatch.traceLimitBytes)
+    private(set) var trace: TraceCollector
     /// The workload's canary reports, for the lifecycle oracle.
     private var workloadReports: [String] = []
     static let traceLimitBytes = 16 << 20
@@ -34,6 +36,7 @@ final class GuestWatch {
         self.classifier = ConsoleClassifier(suppressions: suppressions)
         self.follower = ConsoleFollower(path: consoleLog)
         self.traceFollower = traceLog.map { ConsoleFollower(path: $0) }
+        self.trace = TraceCollector(limitBytes: GuestWatch.traceLimitBytes, hasPort: traceLog != nil)
         self.events = events
     }
 
@@ -135,15 +138,18 @@ final class GuestWatch {
         }
     }
 
+    /// A console line, after the classifier has read the chunk it came in (so
+    /// "after a kernel report" may count a report later in the same chunk: that
+    /// report fails the run anyway). Protocol lines are recognised by the
+    /// classifier's rule only: the substring anywhere else means nothing.
     private func observe(_ line: String) {
         events(.console(line))
-        trace.addConsoleLine(line)
-        if line.contains(" canary pid="), line.contains("@@kharness evidence "), workloadReports.count < 64 {
+        trace.addConsoleLine(line, afterKernelDied: classifier.sawKernelDeath)
+        if workloadReports.count < 64, line.contains(" canary pid="), let message = ConsoleClassifier.protocolMessage(line),
+           message.hasPrefix("evidence ") {
             workloadReports.append(line)
         }
-        guard line.contains("@@kharness ") else { return }
-        if initSpokeAt == nil { initSpokeAt = Date() }
-        if line.contains("@@kharness done") { sawDone = true }
+        if initSpokeAt == nil, classifier.sawProtocol { initSpokeAt = Date() }
     }
 
     /// Reads what is left (virtlogd may write the last lines after the

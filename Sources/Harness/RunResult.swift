@@ -24,6 +24,14 @@ public struct RunResult: Codable, Sendable {
     public var reports: [KernelReport]
     /// PASID lifetime violations found in the trace (see PasidLifecycleOracle).
     public var lifecycleViolations: [PasidLifecycleOracle.Violation] = []
+    /// Some of the trace's records came from the console (no trace port, or the oops
+    /// dump), which any guest process can write: the lifecycle verdict trusts the guest.
+    public var traceUntrusted: Bool?
+    /// Every kernel report no suppression matched, by category, over the whole console
+    /// (`reports` keeps the first 64 texts and the first unsuppressed one after them).
+    public var unsuppressedReportCounts: [String: Int]?
+    /// Kernel reports past the 64 kept texts: judged and counted, not kept.
+    public var reportsDropped: Int?
     /// Seconds per phase: kernel, initramfs, start, boot, workload, teardown, total.
     public var timings: [String: Double]
     public var consoleBytes: Int
@@ -34,7 +42,8 @@ public struct RunResult: Codable, Sendable {
         case runID = "run_id", status, reason, evidence, kernel
         case kernelIdentity = "kernel_identity", kernelRelease = "kernel_release", build
         case machine, workload, end, scenarios, reports, timings
-        case lifecycleViolations = "lifecycle_violations"
+        case lifecycleViolations = "lifecycle_violations", traceUntrusted = "trace_untrusted"
+        case unsuppressedReportCounts = "unsuppressed_report_counts", reportsDropped = "reports_dropped"
         case consoleBytes = "console_bytes", startedAt = "started_at", finishedAt = "finished_at"
     }
 

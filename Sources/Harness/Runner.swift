@@ -55,6 +55,10 @@ public final class Runner: @unchecked Sendable {
         guard request.bootTimeout > 0, request.totalTimeout > 0 else {
             throw HarnessError.badInput("timeout", "timeouts must be positive")
         }
+        // A bad suppression file is a usage error found before any kernel build or domain start.
+        if let file = request.suppressionsFile {
+            _ = try Suppressions.load(path: file, machine: request.machine)
+        }
     }
 
     public func run(_ request: RunRequest, runID: String = Runner.newRunID()) async throws -> RunResult {
@@ -112,6 +116,14 @@ public final class Runner: @unchecked Sendable {
 
     private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
                          signals: SignalWatch, result: inout RunResult) async throws -> Outcome {
+        // Inputs first: a bad suppression file is found before a kernel build or a domain start.
+        var suppressions = Suppressions(rules: [], machine: request.machine)
+        if let file = request.suppressionsFile {
+            suppressions = try Suppressions.load(path: file, machine: request.machine)
+        }
+        if request.runsSvaWorkload {
+            suppressions.rules += Self.svaExpectedFaults
+        }
         events(.phase("kernel \(request.kernel)"))
         let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory, result: &result) }
         result.kernelIdentity = kernel.identity
@@ -180,13 +192,6 @@ public final class Runner: @unchecked Sendable {
         let domain = try clock.measure("start") { try connection.startTransient(description) }
         let qemuPID = QemuProcess.pid(domain: domainName)
 
-        var suppressions = Suppressions(rules: [], machine: request.machine)
-        if let file = request.suppressionsFile {
-            suppressions = try Suppressions.load(path: file, machine: request.machine)
-        }
-        if request.runsSvaWorkload {
-            suppressions.rules += Self.svaExpectedFaults
-        }
         let watch = GuestWatch(request: request, consoleLog: consoleLog, traceLog: traceLog,
                                suppressions: suppressions, events: events)
         watch.deviceRecords = deviceRecords
@@ -210,6 +215,8 @@ public final class Runner: @unchecked Sendable {
         result.kernelRelease = analysis.kernelRelease
         result.scenarios = analysis.scenarios
         result.reports = analysis.reports
+        result.unsuppressedReportCounts = analysis.unsuppressedReportCounts
+        result.reportsDropped = analysis.reportsDropped
         switch end {
         case .guestFinished: result.end = "finished"
         case .timeout: result.end = "timeout"
@@ -221,12 +228,21 @@ public final class Runner: @unchecked Sendable {
         }
         let lifecycle = watch.lifecycle()
         let device = watch.deviceOracle(directory: directory)
-        result.lifecycleViolations = lifecycle.violations + device.violations
+        let violations = lifecycle.violations + device.violations
+        result.lifecycleViolations = violations
+        if watch.trace.untrusted { result.traceUntrusted = true }
         try Self.keepTrace(watch.trace, in: directory)
-        var outcome = decideOutcome(analysis: analysis, end: end, workload: request.workload)
+        let expected = RunExpectations(
+            workload: request.workload, scenarios: request.scenarios,
+            machineHasDevice: request.runsSvaWorkload && profile.devices.contains { $0.driver == "sva-accel" })
+        var outcome = decideOutcome(analysis: analysis, end: end, expected: expected)
         if let deviceRecords, deviceRecords.sawFlood { outcome = deviceRecords.floodOutcome(outcome) }
         outcome.evidence += device.notes
-        return Self.applyLifecycle(lifecycle.violations + device.violations, to: outcome)
+        outcome = Self.applyLifecycle(violations, to: outcome)
+        if watch.trace.untrusted, !violations.isEmpty {
+            outcome.evidence.append("trace: some records came from the console, which any guest process can write")
+        }
+        return outcome
     }
 
     /// A guest that said done powers itself off at once (init's `poweroff

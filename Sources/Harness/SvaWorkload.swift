@@ -82,6 +82,8 @@ struct SvaWorkloadBuilder {
     /// Copies guest sources to a scratch directory, so builds never write
     /// into the checkout and two runs never share a build directory.
     private func stage(_ directories: [String], key: String) throws -> String {
+        // Scratch directories of builds killed outright (named <key>-<pid>-<random>).
+        Files.reclaimStale(in: cache.root + "/tmp", prefix: "", pidField: 1)
         let work = try cache.directory("tmp", "\(key.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         for dir in directories {
             try FileManager.default.copyItem(atPath: "\(guest)/\(dir)", toPath: "\(work)/\(dir)")

@@ -168,6 +168,7 @@ public struct KernelBuilder: Sendable {
         let lock = try await FileLock.acquire(path: workDir + "/.lock")
         defer { lock.unlock() }
         let clone = try await sharedClone(of: tree, key: treeKey)
+        await reclaimStale(workDir: workDir, clone: clone)
 
         var builtCommit = baseCommit
         if let series {
@@ -356,6 +357,21 @@ public struct KernelBuilder: Sendable {
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let duration = ContinuousClock.now - start
         return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// What a builder killed outright left behind: `git am` worktrees (and their
+    /// mboxes) in the work directory, whose registration the clone then forgets,
+    /// and staging directories of builds and clones. Only entries of processes
+    /// that are gone; flock'd `.lock` files need nothing (the kernel releases a
+    /// dead process's lock, and the empty file is reused).
+    func reclaimStale(workDir: String, clone: String) async {
+        let worktrees = Files.reclaimStale(in: workDir, prefix: "am-", pidField: 0)
+        if !worktrees.isEmpty {
+            _ = try? await Command.run("git", ["-C", clone, "worktree", "prune"])
+            log.info("removed stale patch worktrees", metadata: ["paths": "\(worktrees)"])
+        }
+        Files.reclaimStale(in: cache.root + "/kernel-builds", prefix: ".tmp-", pidField: 1)
+        Files.reclaimStale(in: cache.root + "/kernel-repos", prefix: ".tmp-", pidField: 1)
     }
 
     // MARK: - Git

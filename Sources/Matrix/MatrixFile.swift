@@ -72,6 +72,55 @@ public struct MatrixFile: Sendable, Equatable {
     public var bootTimeout: Double?
     public var timeout: Double?
 
+    /// More cells than this is refused with one line: a matrix multiplies its lists
+    /// (and YAML aliases repeat them), so a short file could ask for billions.
+    public static let maxCells = 10_000
+    /// YAML nodes a matrix or nightly file may have once its aliases are followed:
+    /// an alias bomb (each anchor a list of aliases to the one before) is exponential.
+    public static let maxNodes = 100_000
+
+    /// The cells ``expand(runID:withoutSeries:)`` would make, counted without
+    /// making them; saturates at `Int.max`.
+    public var cellCount: Int {
+        var total = 0
+        let perKernel = [machines.count, workloads.reduce(0) { $0 + $1.scenarioSets.count }, repeatCount]
+            .reduce(1) { product(of: $0, $1) }
+        for kernel in kernels {
+            let configSets: Int
+            if case .git = kernel.spec { configSets = (kernel.configs ?? configs).count } else { configSets = 1 }
+            let (sum, overflow) = total.addingReportingOverflow(product(of: configSets, perKernel))
+            total = overflow ? .max : sum
+        }
+        return total
+    }
+
+    private func product(of a: Int, _ b: Int) -> Int {
+        let (p, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? .max : p
+    }
+
+    /// Counts `node`'s nodes with its aliases followed, stopping past `limit`
+    /// (so counting a bomb costs no more than the limit). Nil when within it.
+    public static func tooManyNodes(_ node: Node, limit: Int = maxNodes) -> Int? {
+        var count = 0
+        var stack = [node]
+        while let next = stack.popLast() {
+            count += 1
+            if count > limit { return count }
+            switch next {
+            case .scalar: break
+            case .sequence(let sequence): stack.append(contentsOf: sequence)
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
+            case .alias: break
+            }
+        }
+        return nil
+    }
+
     /// Reads and checks a matrix file.
     public static func load(path: String) throws -> (file: MatrixFile, text: String) {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -94,7 +143,15 @@ public struct MatrixFile: Sendable, Equatable {
         } catch let error as YamlError {
             throw yamlError(error, file: file)
         }
-        return try MatrixParser(file: file, base: (Files.absolute(file) as NSString).deletingLastPathComponent).matrix(root)
+        if tooManyNodes(root) != nil {
+            throw HarnessError.badInput(file, "more than \(maxNodes) YAML nodes once aliases are followed")
+        }
+        let matrix = try MatrixParser(file: file, base: (Files.absolute(file) as NSString).deletingLastPathComponent).matrix(root)
+        let cells = matrix.cellCount
+        guard cells <= maxCells else {
+            throw HarnessError.badInput(file, "\(cells == .max ? "too many" : String(cells)) cells, more than the limit of \(maxCells)")
+        }
+        return matrix
     }
 
     public static func yamlError(_ error: YamlError, file: String) -> HarnessError {

@@ -98,6 +98,7 @@ public final class MatrixRunner: @unchecked Sendable {
     /// New matrix run: parse and check the file (nothing is recorded when it
     /// is malformed), create the run and its cells, run them.
     public func run(matrixPath: String, options: MatrixOptions) async throws -> MatrixOutcome {
+        if let id = options.runID { try Self.validate(runID: id) }
         let (matrix, text) = try MatrixFile.load(path: matrixPath)
         try Self.validate(matrix)
         let runID = options.runID ?? "m" + Runner.newRunID()
@@ -127,6 +128,7 @@ public final class MatrixRunner: @unchecked Sendable {
     public func resume(runID: String?, options: MatrixOptions) async throws -> MatrixOutcome {
         let id: String
         if let runID {
+            try Self.validate(runID: runID)
             id = runID
         } else {
             guard let latest = try store.runs().first(where: { $0.state == .interrupted }) else {
@@ -163,6 +165,19 @@ public final class MatrixRunner: @unchecked Sendable {
     }
 
     /// Refuses a matrix whose workloads the harness does not know, naming where it says so.
+    /// A run id names a directory under the results directory (and a lock file):
+    /// one path component of letters, digits, `.`, `_` and `-`, not starting with
+    /// `.` or `-`, so `--id ../x` or `--id /etc` can write nowhere else.
+    public static func validate(runID: String) throws {
+        let allowed = runID.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+        }
+        guard !runID.isEmpty, runID.count <= 64, allowed, !runID.hasPrefix("."), !runID.hasPrefix("-") else {
+            throw HarnessError.badInput("--id \(runID)",
+                "a run id is 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+        }
+    }
+
     static func validate(_ matrix: MatrixFile) throws {
         for workload in matrix.workloads {
             var request = RunRequest(kernel: .debian(version: "6.1"))

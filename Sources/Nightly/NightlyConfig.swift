@@ -45,6 +45,9 @@ public struct NightlyConfig: Sendable, Equatable {
         } catch let error as YamlError {
             throw MatrixFile.yamlError(error, file: file)
         }
+        if MatrixFile.tooManyNodes(root) != nil {
+            throw HarnessError.badInput(file, "more than \(MatrixFile.maxNodes) YAML nodes once aliases are followed")
+        }
         let reader = MatrixParser(file: file, base: (Files.absolute(file) as NSString).deletingLastPathComponent)
         let fields = ["name", "matrix", "results", "reports", "database", "bisect", "bisect-reruns"]
         var config = NightlyConfig(

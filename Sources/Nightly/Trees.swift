@@ -34,9 +34,12 @@ public enum Trees {
         return remotes
     }
 
-    /// The commit `revision` names in `tree` now.
+    /// The commit `revision` names in `tree` now. The revision comes from a
+    /// config file: after `--end-of-options` git never reads it as an option
+    /// (`--output=<file>` would write a file).
     public static func resolve(_ tree: String, _ revision: String) async throws -> TreeHead {
-        let result = try await Command.run("git", ["-C", tree, "log", "-1", "--format=%H%n%s", revision + "^{commit}", "--"])
+        let result = try await Command.run("git", ["-C", tree, "log", "-1", "--format=%H%n%s", "--end-of-options",
+                                                   revision + "^{commit}", "--"])
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard result.succeeded, lines.count >= 2, lines[0].count == 40 else {
             throw HarnessError.badInput("\(tree)@\(revision)", "not a commit in that tree (\(result.lastErrorLine))")

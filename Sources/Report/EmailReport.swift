@@ -22,11 +22,12 @@ public enum EmailReport {
         let cells = issue.cells.map { report.cells[$0] }
         let cell = cells[0]
         let result = cell.result
-        var out = "From kharness Mon Sep 17 00:00:00 2001\n"
-        out += "Subject: \(encodedHeader(Escape.truncate("[kharness] " + Escape.line(issue.title), 200)))\n"
-        out += "Content-Type: text/plain; charset=utf-8\n\n"
+        var header = "From kharness Mon Sep 17 00:00:00 2001\n"
+        // Escape.line leaves no CR, LF or other control: the title cannot add a header.
+        header += "Subject: \(encodedHeader(Escape.truncate("[kharness] " + Escape.line(issue.title), 200)))\n"
+        header += "Content-Type: text/plain; charset=utf-8\n\n"
 
-        out += wrap("Hello,") + "\n\n"
+        var out = wrap("Hello,") + "\n\n"
         let kind = ["verdict", "build"].contains(issue.category) ? "failure"
             : issue.category == "pasid-lifetime" ? "PASID lifetime violation" : "kernel report"
         var what = "kharness found a new \(kind), \"\(Escape.line(issue.title))\", "
@@ -67,16 +68,19 @@ public enum EmailReport {
         // oops a freed PASID causes); a kernel report is its own text.
         let text = ["pasid-lifetime", "verdict"].contains(issue.category) ? cell.excerpt(maxLines: .max) : issue.text
         let lines = Escape.plain(text).split(separator: "\n", omittingEmptySubsequences: false)
-        for line in lines.prefix(excerptLines) { out += mboxSafe(String(line)) + "\n" }
+        for line in lines.prefix(excerptLines) { out += line + "\n" }
         if lines.count > excerptLines { out += "[... \(lines.count - excerptLines) more lines in the console log]\n" }
         out += "\n-- \n" + wrap("kharness, the arm64 IOMMU regression harness. Reply to this mail to discuss the report.") + "\n"
-        return out
+        // Every body line, prose included: wrapping can put any word of a title first.
+        return header + out.split(separator: "\n", omittingEmptySubsequences: false).map { mboxSafe(String($0)) }
+            .joined(separator: "\n")
     }
 
     /// In an mbox a line starting with "From " starts a new message: the
-    /// guest's text must not be able to forge one.
+    /// guest's text must not be able to forge one. Quoted the mboxrd way (one
+    /// more `>` before any `>*From `), so a reader can undo it.
     static func mboxSafe(_ line: String) -> String {
-        line.hasPrefix("From ") || line.hasPrefix(">From ") ? ">" + line : line
+        line.drop(while: { $0 == ">" }).hasPrefix("From ") ? ">" + line : line
     }
 
     /// A header value in RFC 2047 form when it is not plain ASCII.

@@ -1,3 +1,5 @@
+import Support
+
 /// Everything a report shows from the guest (titles, excerpts, reasons, even
 /// `comm` names) is untrusted text; these are the only ways it gets out.
 enum Escape {
@@ -47,10 +49,8 @@ enum Escape {
         return out
     }
 
-    /// Embeddings, overrides and isolates: guest text could reorder what a reader sees.
-    static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool {
-        (0x202a...0x202e).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
-    }
+    /// Embeddings, overrides, isolates and marks: guest text could reorder what a reader sees.
+    static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool { TerminalText.isBidiControl(scalar) }
 
     /// One line of plain text: newlines become spaces.
     static func line(_ text: String) -> String {

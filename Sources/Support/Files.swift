@@ -19,6 +19,31 @@ public enum Files {
         }
     }
 
+    /// Removes what a harness killed outright (SIGKILL, a power cut) left in
+    /// `directory`: entries named `<prefix><pid>-…` or `<prefix><key>-<pid>…`
+    /// whose process is gone. `pidField` is the index of the pid among the
+    /// `-`-separated fields after the prefix. An entry of a live process (or of
+    /// one whose pid was reused: then it stays until the next start) is kept.
+    /// Returns the paths removed.
+    @discardableResult
+    public static func reclaimStale(in directory: String, prefix: String, pidField: Int) -> [String] {
+        var removed: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
+            let fields = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard fields.count > pidField,
+                  let pid = Int32(fields[pidField].prefix(while: \.isNumber)), pid > 0, pid != getpid(),
+                  !processExists(pid) else { continue }
+            let path = directory + "/" + name
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+        }
+        return removed
+    }
+
+    /// A process with this pid exists (ours or another user's).
+    public static func processExists(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+
     public static func writeAtomically(_ text: String, to path: String) throws {
         try writeAtomically(Data(text.utf8), to: path)
     }

@@ -119,9 +119,9 @@ struct BisectCommand: AsyncParsableCommand {
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                printJSON(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                print(report.text, terminator: "")
+                printSafe(report.text, terminator: "")
             }
             if report.firstBad == nil { throw ExitCode(1) }
         }

@@ -45,7 +45,7 @@ struct ClassifyCommand: AsyncParsableCommand {
                 out.removeLast(2)  // "\n}"
                 out += ",\n  \"analysis\": \(whole)\n}"
             }
-            FileHandle.standardOutput.write(Data((out + "\n").utf8))
+            FileHandle.standardOutput.write(Data((TerminalText.json(out) + "\n").utf8))
         }
     }
 

@@ -45,7 +45,7 @@ func exitOnError<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as HarnessError {
-        FileHandle.standardError.write(Data("kharness: error: \(error)\n".utf8))
+        stderrLine("kharness: error: \(error)")
         throw ExitCode(error.kind == .badInput ? 2 : 3)
     }
 }

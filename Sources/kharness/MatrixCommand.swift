@@ -57,7 +57,7 @@ struct MatrixRunCommand: AsyncParsableCommand {
                            cell.workload + (cell.scenarios.isEmpty ? "" : ":" + cell.scenarios.joined(separator: ",")),
                            "\(cell.repeatIndex)"])
             }
-            print(table.render() + "\(cells.count) cell(s)")
+            printSafe(table.render() + "\(cells.count) cell(s)")
             return
         }
         let outcome = try await exitOnError {
@@ -113,7 +113,7 @@ struct MatrixListCommand: AsyncParsableCommand {
         for run in runs {
             table.add([run.id, run.name, run.state.rawValue, ISO8601DateFormatter().string(from: run.createdAt), run.matrixFile])
         }
-        print(table.render(), terminator: "")
+        printSafe(table.render(), terminator: "")
     }
 }
 
@@ -131,7 +131,7 @@ struct MatrixShowCommand: AsyncParsableCommand {
             let run = try db.existingRun(id: id)
             return "run \(run.id) (\(run.name)): \(run.state.rawValue)\n" + RunSummary.table(try db.results(ofRun: id))
         }
-        print(text, terminator: "")
+        printSafe(text, terminator: "")
     }
 }
 
@@ -156,16 +156,16 @@ struct CompareCommand: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(comparison), as: UTF8.self))
+            printJSON(String(decoding: try encoder.encode(comparison), as: UTF8.self))
         } else {
-            print(comparison.table(), terminator: "")
+            printSafe(comparison.table(), terminator: "")
         }
         if !comparison.entries(.new).isEmpty { throw ExitCode(1) }
     }
 }
 
 private func finish(_ outcome: MatrixOutcome) throws {
-    print(RunSummary.table(outcome.results), terminator: "")
+    printSafe(RunSummary.table(outcome.results), terminator: "")
     stderrLine("kharness: matrix run \(outcome.run.id): \(outcome.run.state.rawValue)"
         + (outcome.run.state == .interrupted ? " (kharness matrix resume \(outcome.run.id))" : ""))
     if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
@@ -209,7 +209,7 @@ final class MatrixConsole: @unchecked Sendable {
 
     private func line(_ text: String) {
         var out = terminal ? "\r\u{1B}[K" : ""
-        out += text + "\n"
+        out += TerminalText.plain(text) + "\n"
         FileHandle.standardError.write(Data(out.utf8))
         if terminal { redraw() }
     }

@@ -41,7 +41,7 @@ struct NightlyCommand: AsyncParsableCommand {
         } else {
             print("first night: nothing to compare with")
         }
-        for line in night.culprits { print(line) }
+        for line in night.culprits { printSafe(line) }
         print("reports: \(outcome.reportsDirectory)")
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }

@@ -94,6 +94,18 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
+/// One line on stderr, with what a terminal would act on made visible (the text
+/// may be the guest's: console lines, reasons).
 func stderrLine(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    FileHandle.standardError.write(Data((TerminalText.plain(text) + "\n").utf8))
+}
+
+/// `print` for text that may hold the guest's words (reasons, titles, tables).
+func printSafe(_ text: String, terminator: String = "\n") {
+    print(TerminalText.plain(text), terminator: terminator)
+}
+
+/// `print` for JSON that may hold the guest's words: the same JSON, escaped.
+func printJSON(_ text: String) {
+    print(TerminalText.json(text))
 }

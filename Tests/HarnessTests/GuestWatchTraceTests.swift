@@ -79,4 +79,37 @@ final class GuestWatchTraceTests: XCTestCase {
         XCTAssertLessThanOrEqual(watch.trace.text.utf8.count, GuestWatch.traceLimitBytes + 64)
         XCTAssertEqual(watch.lifecycle().violations, [])
     }
+
+    private static let attacks = SourceKernelRunTests.repositoryRoot + "/Tests/ClassifyTests/testdata/attacks"
+
+    /// The watcher ends the run at init's done line only, as the classifier reads it: a
+    /// soft lockup naming a task "@@kharness done" is not one.
+    func testDoneInsideAReportDoesNotEndTheRun() throws {
+        let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.attacks)/soft-lockup-comm-done.log"))
+        let watch = try watch(console: console, port: nil)
+        let analysis = watch.finish()
+        XCTAssertFalse(watch.sawDone)
+        XCTAssertEqual(decideOutcome(analysis: analysis, end: .guestFinished, workload: "sva").reason, analysis.reports.first?.title)
+    }
+
+    /// What the guest prints after done is still read: a report there fails the run.
+    func testReportAfterDoneIsRead() throws {
+        let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.attacks)/report-after-done.log"))
+        let watch = try watch(console: console, port: nil)
+        let analysis = watch.finish()
+        XCTAssertTrue(watch.sawDone)
+        XCTAssertEqual(decideOutcome(analysis: analysis, end: .guestFinished, workload: "sva").status, .fail)
+    }
+
+    /// With a trace port, a console dump is believed only after a kernel report, and
+    /// the console's hand-over markers never.
+    func testForgedConsoleTraceIsIgnoredWithAPort() throws {
+        let port = try Data(contentsOf: URL(fileURLWithPath: "\(Self.traces)/sva-6.12-clean-port.log"))
+        let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.attacks)/trace-forged-sections.console.log"))
+        let watch = try watch(console: console, port: port)
+        _ = watch.finish()
+        XCTAssertTrue(watch.trace.complete)
+        XCTAssertFalse(watch.trace.untrusted)
+        XCTAssertEqual(watch.trace.consoleLines, [])
+    }
 }

@@ -1,3 +1,4 @@
+import Classify
 import Foundation
 import Support
 import XCTest
@@ -205,5 +206,61 @@ final class ParallelWriteTests: XCTestCase {
         private var count = 0
         func add() { lock.lock(); count += 1; lock.unlock() }
         var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    }
+}
+
+extension MatrixFileTests {
+    /// An alias bomb: each anchor a list of nine aliases to the one before (9^9
+    /// nodes once followed). Refused in one line without building it.
+    static let aliasBomb = """
+        a: &a [x, x, x, x, x, x, x, x, x]
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+        g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+        h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+        kernels: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+        """
+
+    func testAliasBombAndHugeCrossProductsAreRefusedInOneLine() throws {
+        let start = Date()
+        XCTAssertEqual(error(Self.aliasBomb), "/m/matrix.yaml: more than 100000 YAML nodes once aliases are followed")
+        // Few nodes, many cells: 120 x 100 machines x 100 repeats would be 1.2 million cells.
+        let machines = (0..<120).map { "  - {name: m\($0), profile: stock}" }.joined(separator: "\n")
+        let text = "kernels: [debian:6.1]\nmachines:\n\(machines)\nworkloads: [boot]\nrepeat: 100\n"
+        XCTAssertEqual(error(text), "/m/matrix.yaml: 12000 cells, more than the limit of 10000")
+        XCTAssertEqual(try parse(text.replacingOccurrences(of: "repeat: 100", with: "repeat: 80")).cellCount, 9600)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+        XCTAssertThrowsError(try Suppressions.parse(Self.aliasBomb.replacingOccurrences(of: "kernels:", with: "rules:"),
+                                                    source: "s.yaml")) {
+            XCTAssertEqual("\($0)", "s.yaml: more than 100000 YAML nodes once aliases are followed")
+        }
+    }
+
+    func testRunIDsNameOneDirectoryUnderTheResults() async throws {
+        for bad in ["../x", "/etc", "a/b", "..", ".hidden", "-rf", "", String(repeating: "x", count: 65), "x y", "é"] {
+            XCTAssertThrowsError(try MatrixRunner.validate(runID: bad), bad) { error in
+                XCTAssertTrue("\(error)".hasPrefix("--id \(bad): a run id is"), "\(error)")
+            }
+        }
+        for good in ["m20261205-150000-abcdef", "nightly.2026-12-05", "A_b-1"] { XCTAssertNoThrow(try MatrixRunner.validate(runID: good)) }
+        // Refused before anything is read or written.
+        let directory = NSTemporaryDirectory() + "kharness-id-\(UUID().uuidString)"
+        try Files.createDirectory(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try Store.open(path: directory + "/results/kharness.db")
+        var options = MatrixOptions()
+        options.results = directory + "/results"
+        options.runID = "../escape"
+        do {
+            _ = try await MatrixRunner(store: store).run(matrixPath: directory + "/none.yaml", options: options)
+            XCTFail("ran")
+        } catch {
+            XCTAssertTrue("\(error)".hasPrefix("--id ../escape:"), "\(error)")
+        }
+        XCTAssertFalse(Files.exists(directory + "/escape"))
+        XCTAssertFalse(Files.exists(directory + "/results/../escape"))
     }
 }

@@ -222,6 +222,46 @@ final class RendererTests: XCTestCase {
                        "[kharness] WARNING in café_driver")
     }
 
+    /// Python's own mbox and email parsers read the mail as the renderer meant it,
+    /// whatever the title: no body line forges a message (wrapped prose included), no
+    /// title adds a header (CR, LF, U+2028, NEL), the subject decodes to the title.
+    func testMailboxParsesAnyTitleAsOneMessageWithTwoHeaders() async throws {
+        var report = try Fixtures.matrix(root: root)
+        let title = "WARNING in x From " + String(repeating: "From ", count: 40)
+            + "evil\r\nBcc: victim@example.org\u{2028}X-Injected: 1\u{85}\u{202E}gnp.exe"
+        report.cells[1].result.reports[0].title = title
+        report.cells[1].result.reports[0].text = "From evil\n>From quoted\nplain"
+        Regressions.annotate(&report)
+        let mail = EmailReport.render(report)
+        let path = NSTemporaryDirectory() + "kharness-mail-\(UUID().uuidString).mbox"
+        try Files.writeAtomically(mail, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let script = """
+        import json, mailbox, sys
+        from email.header import decode_header, make_header
+        out = []
+        for m in mailbox.mbox(sys.argv[1]):
+            body = m.get_payload(decode=True).decode("utf-8")
+            out.append({"subject": str(make_header(decode_header(m["Subject"]))), "keys": list(m.keys()),
+                        "fromLines": sum(1 for l in body.split("\\n") if l.startswith("From "))})
+        print(json.dumps(out))
+        """
+        let result = try await Command.run("/usr/bin/python3", ["-c", script, path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        struct Message: Decodable { var subject: String; var keys: [String]; var fromLines: Int }
+        let messages = try JSONDecoder().decode([Message].self, from: Data(result.stdout.utf8))
+        XCTAssertEqual(messages.count, mail.components(separatedBy: "Subject: ").count - 1)
+        XCTAssertEqual(messages.count, 4)
+        for m in messages {
+            XCTAssertEqual(m.keys, ["Subject", "Content-Type"], m.subject)
+            XCTAssertEqual(m.fromLines, 0, m.subject)
+        }
+        let hostile = try XCTUnwrap(messages.first { $0.subject.hasPrefix("[kharness] WARNING in x From") })
+        XCTAssertEqual(hostile.subject, Escape.truncate("[kharness] " + Escape.line(title), 200))
+        XCTAssertFalse(hostile.subject.contains("\n") || hostile.subject.contains("\r"))
+        XCTAssertTrue(mail.contains("\n>From evil\n>>From quoted\n"), "mboxrd quoting")
+    }
+
     func testWrapKeepsWordsAndCutsOnlyOverlongOnes() {
         XCTAssertEqual(EmailReport.wrapLines("aaa bbb ccc", width: 7), ["aaa bbb", "ccc"])
         XCTAssertEqual(EmailReport.wrapLines(String(repeating: "h", count: 10), width: 4), ["hhhh", "hhhh", "hh"])

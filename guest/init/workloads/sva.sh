@@ -216,6 +216,11 @@ if [ -z "$setup_error" ] && [ ! -e /dev/sva-accel0 ]; then
 fi
 export KHARNESS_SVA_SETUP_ERROR="$setup_error"
 [ -z "$setup_error" ] || note "$setup_error"
+# The driver is here but the device did not come up: on the sva machine, which
+# has the device, that is the kernel's failure, not a reason to skip.
+if [ -n "$setup_error" ] && [ -e "$module" ]; then
+	echo "@@kharness probe-failed $setup_error"
+fi
 for dev in /sys/bus/pci/drivers/sva_accel/0*; do
 	[ -e "$dev/mode" ] && note "${dev##*/} mode $(cat "$dev/mode")"
 done
@@ -231,4 +236,4 @@ fi
 status=$?
 [ "$status" = 0 ] || note "$workload exited with status $status"
 [ -n "$tracing" ] && hand_over_trace
-exit 0
+exit "$status"
