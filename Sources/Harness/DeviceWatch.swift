@@ -2,21 +2,26 @@ import Classify
 import Foundation
 import Support
 
-/// sva-accel's records file in the run directory (`device.log`).
+/// sva-accel's records file, kept in the run directory as `device.log`.
 ///
 /// A QEMU `file` chardev rather than a libvirt channel: a libvirt channel
 /// needs a guest-side target (a virtio port), while the records come from
 /// the device model itself, and a chardev is the device property QEMU
 /// offers for that; a `file` backend never blocks the device (a pipe or
 /// socket would stall it on a slow reader) and leaves the records on disk
-/// beside the console even when the harness dies. libvirt does not open it
-/// (it sits on the `qemu:commandline`), so QEMU, running as libvirt's
-/// unprivileged user, opens it itself: the harness creates it first and
-/// hands it to that user. QEMU writes without a limit, so the harness
-/// watches its size, stops a guest whose device floods it, and reads at most
-/// `DeviceLog.defaultLimitBytes`.
+/// on disk even when the harness dies. libvirt does not open it (it sits on
+/// the `qemu:commandline`), so QEMU, running as libvirt's unprivileged user,
+/// opens it itself. The run directory may be anywhere the user chose (under
+/// a 0700 home or a private temporary directory QEMU cannot enter), so QEMU
+/// writes into a spool directory in the cache, which QEMU already reads
+/// (kernels, initramfs images), and the harness moves the file into the run
+/// directory when the run ends (``keep(in:)``); spool files a killed harness
+/// left behind are removed after a day. QEMU writes without a limit, so the
+/// harness watches its size, stops a guest whose device floods it, and reads
+/// at most `DeviceLog.defaultLimitBytes`.
 final class DeviceRecordsFile: @unchecked Sendable {
-    let path: String
+    /// Where QEMU writes, until ``keep(in:)`` moves it.
+    private(set) var path: String
     private(set) var sawFlood = false
 
     init(path: String) { self.path = path }
@@ -24,8 +29,9 @@ final class DeviceRecordsFile: @unchecked Sendable {
     /// The user qemu:///system runs QEMU as on Debian.
     static let qemuUser = "libvirt-qemu"
 
-    static func create(in directory: String) throws -> DeviceRecordsFile {
-        let path = "\(directory)/device.log"
+    static func create(spool: String, runID: String) throws -> DeviceRecordsFile {
+        reclaimStale(in: spool)
+        let path = "\(spool)/\(runID).log"
         guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644]) else {
             throw HarnessError.infrastructure(path, "cannot create the device records file")
         }
@@ -35,6 +41,36 @@ final class DeviceRecordsFile: @unchecked Sendable {
             }
         }
         return DeviceRecordsFile(path: path)
+    }
+
+    /// Moves the records into the run directory as `device.log` (QEMU is gone by then).
+    func keep(in directory: String) throws {
+        let target = "\(directory)/device.log"
+        guard path != target else { return }
+        if rename(path, target) != 0 {
+            // Another file system: copy, then drop the spool file.
+            do {
+                try FileManager.default.copyItem(atPath: path, toPath: target)
+                try? FileManager.default.removeItem(atPath: path)
+            } catch {
+                throw HarnessError.infrastructure(target, "cannot keep the device records: \(error.localizedDescription)")
+            }
+        }
+        path = target
+    }
+
+    /// Spool files older than a day belong to harnesses that were killed.
+    private static func reclaimStale(in spool: String) {
+        let cutoff = Date().addingTimeInterval(-86_400)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: spool) else { return }
+        for name in names where name.hasSuffix(".log") {
+            let file = "\(spool)/\(name)"
+            if let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date,
+               modified < cutoff
+            {
+                try? FileManager.default.removeItem(atPath: file)
+            }
+        }
     }
 
     var size: Int {

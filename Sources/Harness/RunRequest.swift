@@ -28,6 +28,10 @@ public struct RunRequest: Sendable {
     public var suppressionsFile: String?
     public var resultsRoot: String = "results"
     public var connectionURI: String = "qemu:///system"
+    /// sva-accel reports its DMA to `device.log` for the device oracle (sva machine only).
+    /// Off only to measure what the records cost; the DMA-after-teardown oracle then has
+    /// nothing to judge.
+    public var deviceRecords = true
 
     public init(kernel: KernelSpec) { self.kernel = kernel }
 

@@ -180,8 +180,9 @@ public final class Runner: @unchecked Sendable {
         // libvirt logs to this file (the console stays the fallback).
         let traceLog = request.runsSvaWorkload ? "\(directory)/trace-port.log" : nil
         description.traceLog = traceLog
-        let deviceRecords = request.runsSvaWorkload && profile.devices.contains { $0.driver == "sva-accel" }
-            ? try DeviceRecordsFile.create(in: directory) : nil
+        let deviceRecords = request.deviceRecords && request.runsSvaWorkload
+            && profile.devices.contains { $0.driver == "sva-accel" }
+            ? try DeviceRecordsFile.create(spool: try cache.directory("device-records"), runID: result.runID) : nil
         description.deviceRecordsLog = deviceRecords?.path
         try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
         try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
@@ -227,6 +228,7 @@ public final class Runner: @unchecked Sendable {
         case .traceFlood: result.end = "trace-flood"
         }
         let lifecycle = watch.lifecycle()
+        try deviceRecords?.keep(in: directory)
         let device = watch.deviceOracle(directory: directory)
         let violations = lifecycle.violations + device.violations
         result.lifecycleViolations = violations

@@ -58,6 +58,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not echo the guest console.")
     var quiet = false
 
+    @Flag(help: "sva machine: no device DMA records (to measure their cost; the device oracle is off).")
+    var noDeviceRecords = false
+
     func run() async throws {
         let result = try await exitOnError {
             var request = RunRequest(kernel: try KernelSpec(parsing: kernel))
@@ -75,6 +78,7 @@ struct RunCommand: AsyncParsableCommand {
             request.resultsRoot = results
             request.suppressionsFile = suppressions
             request.connectionURI = connect
+            request.deviceRecords = !noDeviceRecords
             let quiet = self.quiet
             let runner = Runner(events: { event in
                 switch event {
