@@ -198,6 +198,20 @@ final class SvaMachineTests: XCTestCase {
     /// The kernel's own bookkeeping is intact; only the device's records,
     /// ordered against the trace's mm release, show it. The clean kernel
     /// runs the same scenario: its DMA after the release faults.
+    /// QEMU (libvirt's unprivileged user) writes the device records itself, and a user's
+    /// results directory may be one it cannot enter: the records still reach the run
+    /// directory, and nothing is left in the spool.
+    func testDeviceRecordsReachAPrivateResultsDirectory() async throws {
+        XCTAssertEqual(chmod(resultsRoot, 0o700), 0)
+        let result = try await svaRun(scenarios: ["baseline"])
+        XCTAssertEqual(result.status, .pass, result.reason)
+        let records = "\(resultsRoot)/\(result.runID)/device.log"
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: records)[.size] as? Int)
+        XCTAssertGreaterThan(size, 0, "the device recorded the scenario's DMA")
+        let spool = CacheDirectory.fromEnvironment().root + "/device-records/\(result.runID).log"
+        XCTAssertFalse(FileManager.default.fileExists(atPath: spool), "left in the spool: \(spool)")
+    }
+
     func testPlantedDmaAfterReleaseFailsWithTheDeviceTitle() async throws {
         let clean = try await svaRun(scenarios: ["exit-inflight-dma"])
         XCTAssertEqual(clean.status, .pass, clean.reason)
