@@ -107,12 +107,14 @@ public struct DeviceOracle: Sendable {
                   releases[record.pid, default: []].count < 4096 else { continue }
             releases[record.pid, default: []].append((record.ts, line.trimmingCharacters(in: .whitespaces)))
         }
-        // Each mm's teardown: its exit_mmap, then the release's return in the same thread.
-        var teardown: [String: Teardown] = [:]
+        // Each mm's teardowns in trace order: its exit_mmap, then the release's return in the
+        // same thread. An mm_struct's address is reused by later processes, so one address
+        // has a teardown per process that had it.
+        var teardowns: [String: [Teardown]] = [:]
         for event in events where event.kind == .mmExit {
-            guard let mm = event.mm, teardown[mm] == nil,
+            guard let mm = event.mm, teardowns[mm, default: []].count < 4096,
                   let release = releases[event.thread]?.first(where: { $0.ts >= event.ts }) else { continue }
-            teardown[mm] = Teardown(ts: release.ts, exitLine: event.line, releaseLine: release.line)
+            teardowns[mm, default: []].append(Teardown(ts: release.ts, exitLine: event.line, releaseLine: release.line))
         }
         // Successful PASID accesses by PASID, in counter order.
         var byPasid: [Int: [DeviceRecord]] = [:]
@@ -121,18 +123,18 @@ public struct DeviceOracle: Sendable {
         }
         for pasid in byPasid.keys { byPasid[pasid]!.sort { $0.counter < $1.counter } }
 
-        var judged = Set<String>()
         for (index, bind) in events.enumerated() where bind.kind == .bind {
-            guard let pasid = bind.pasid, let mm = bind.mm, let down = teardown[mm], down.ts >= bind.ts,
-                  !judged.contains("\(pasid) \(mm)"), let accesses = byPasid[pasid] else { continue }
+            guard let pasid = bind.pasid, let mm = bind.mm,
+                  let down = teardowns[mm]?.first(where: { $0.ts >= bind.ts }),
+                  let accesses = byPasid[pasid] else { continue }
             let unbind = events[(index + 1)...].first { $0.kind == .unbind && $0.pasid == pasid && $0.mm == mm }
             let end = unbind?.ts ?? .infinity
             guard down.ts < end else { continue }
-            judged.insert("\(pasid) \(mm)")
-            let inWindow = accesses.filter {
-                let (earliest, latest) = clock.interval($0.counter)
-                return earliest > down.ts && latest < end
-            }
+            // Accesses are in counter order and the interval is monotonic in it: the window
+            // is one run of them, found by binary search (a trace may bind thousands of times).
+            let from = Self.firstIndex(accesses) { clock.interval($0.counter).earliest > down.ts }
+            let to = Self.firstIndex(accesses) { clock.interval($0.counter).latest >= end }
+            let inWindow = from < to ? accesses[from..<to] : []
             guard let first = inWindow.first, let last = inWindow.last else { continue }
             let (earliest, _) = clock.interval(first.counter)
             let (lastEarliest, _) = clock.interval(last.counter)
@@ -155,6 +157,16 @@ public struct DeviceOracle: Sendable {
                 + "\(Self.micros(clock.high - clock.low)) us from \(clock.samples) marker pairs")
             if violations.count < 64 { violations.append(.init(title: title, evidence: evidence)) }
         }
+    }
+
+    /// The first index whose record satisfies `predicate`, which is false then true along the array.
+    static func firstIndex(_ records: [DeviceRecord], where predicate: (DeviceRecord) -> Bool) -> Int {
+        var low = 0, high = records.count
+        while low < high {
+            let mid = low + (high - low) / 2
+            if predicate(records[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
     }
 
     public static func seconds(_ value: Double) -> String { String(format: "%.6f", value) }

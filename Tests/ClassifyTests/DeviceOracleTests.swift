@@ -106,6 +106,25 @@ final class DeviceOracleTests: XCTestCase {
                        PasidLifecycleOracle.Violation.signature(title: other), "the signature has no numbers")
     }
 
+    /// An mm_struct's address comes back with a later process (the whole scenario set binds
+    /// PASID 1 from many processes in turn): the teardown that counts is the one after this
+    /// bind, not the address's first. Found on a real run of all 13 scenarios, where the
+    /// planted bug passed because the earliest teardown of the address was taken.
+    func testAReusedMmAddressIsJudgedByItsOwnTeardown() throws {
+        let earlier = [
+            "    kharness-sva-60      [000] .N...     1.400000: sva_accel_bind: pid=60 comm=kharness-sva mm=0xffff0000017f8440 pasid=1 mode=sva ret=0",
+            "    kharness-sva-60      [000] .N...     1.401000: sva_accel_unbind: pid=60 comm=kharness-sva bind_pid=60 mm=0xffff0000017f8440 pasid=1 by=release",
+            "    kharness-sva-60      [000] d....     1.402000: exit_mmap: (exit_mmap+0x0/0x438) comm=\"kharness-sva\" mm=0xffff0000017f8440",
+            "    kharness-sva-60      [000] d....     1.403000: mmu_notifier_release_ret: (exit_mmap+0x37c/0x438 <- __mmu_notifier_release) ret=0x0",
+        ]
+        let trace = Self.markers + earlier + Self.trace.dropFirst(Self.markers.count)
+        let oracle = oracle([Self.header, Self.record(1.5597)], trace: trace)
+        let violation = try XCTUnwrap(oracle.violations.first, "\(oracle.notes)")
+        XCTAssertEqual(violation.title,
+                       "device DMA through PASID 1 reached memory after the address space of pid 67 was torn down")
+        XCTAssertEqual(oracle.violations.count, 1)
+    }
+
     /// What a clean kernel's records look like: successes before the
     /// release returns, faults after it, the PASID's next owner after the
     /// unbind, and accesses without a PASID.
