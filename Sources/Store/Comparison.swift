@@ -21,7 +21,13 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
         self.category = category
     }
 
-    public static func < (a: FailureIssue, b: FailureIssue) -> Bool { (a.title, a.signature) < (b.title, b.signature) }
+    /// PASID lifetime violations first (the oops an early free causes follows from the
+    /// violation, and lists and mails lead with the cause), then by title.
+    public static func < (a: FailureIssue, b: FailureIssue) -> Bool {
+        (a.rank, a.title, a.signature) < (b.rank, b.title, b.signature)
+    }
+
+    private var rank: Int { category == "pasid-lifetime" ? 0 : 1 }
 
     /// The signature alone is the issue: titles may name what varies from
     /// run to run (the PID in a PASID lifetime violation's title).
@@ -196,7 +202,11 @@ public struct Comparison: Codable, Sendable, Equatable {
         entries.sort { a, b in
             if a.change != b.change { return order[a.change]! < order[b.change]! }
             if a.key != b.key { return a.key < b.key }
-            return (a.issue?.title ?? "") < (b.issue?.title ?? "")
+            switch (a.issue, b.issue) {
+            case let (x?, y?): return x < y
+            case (nil, _?): return true
+            default: return false
+            }
         }
         return Comparison(runID: runID, baselineID: baselineID, entries: entries, passingKeys: passing)
     }
