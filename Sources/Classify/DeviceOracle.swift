@@ -75,7 +75,10 @@ public struct DeviceOracle: Sendable {
 
     public static let releaseEvent = "mmu_notifier_release_ret"
 
-    public init(log: DeviceLog, traceLines: [String], events: [TraceEvent]) {
+    /// `traceComplete`: the trace lost nothing (footer seen, no overruns, not cut). Only
+    /// then can an access with no binding around it be judged: a lost bind event would
+    /// look exactly like one.
+    public init(log: DeviceLog, traceLines: [String], events: [TraceEvent], traceComplete: Bool = false) {
         if log.rejectedLines > 0 { notes.append("device records: \(log.rejectedLines) malformed lines skipped") }
         if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
         if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
@@ -90,6 +93,81 @@ public struct DeviceOracle: Sendable {
         }
         self.clock = clock
         judgeDmaAfterTeardown(log: log, traceLines: traceLines, events: events, clock: clock)
+        if traceComplete {
+            judgeDmaWithoutBinding(log: log, events: events, clock: clock)
+        } else {
+            notes.append("device records: the trace is not whole, so DMA outside every binding is not judged")
+        }
+    }
+
+    /// A successful access through a PASID while no binding of the device held it: before
+    /// its bind, after its unbind returned (the driver stops the device before it unbinds),
+    /// or through a PASID never bound. Judged by order on the shared clock only: an access
+    /// whose interval touches a binding is not one.
+    private mutating func judgeDmaWithoutBinding(log: DeviceLog, events: [TraceEvent], clock: CounterClock) {
+        // Every binding of a PASID as a time interval; unbound at the trace's end if never.
+        // Binds and unbinds of one PASID and mm pair up in order (a process may bind twice).
+        var held: [Int: [(from: Double, to: Double, bind: TraceEvent, unbind: TraceEvent?)]] = [:]
+        var open: [String: [Int]] = [:]
+        for event in events where event.kind == .bind || event.kind == .unbind {
+            guard let pasid = event.pasid else { continue }
+            let key = "\(pasid) \(event.mm ?? "-")"
+            if event.kind == .bind {
+                guard held[pasid, default: []].count < 4096 else { continue }
+                held[pasid, default: []].append((event.ts, .infinity, event, nil))
+                open[key, default: []].append(held[pasid]!.count - 1)
+            } else if var waiting = open[key], !waiting.isEmpty {
+                let i = waiting.removeFirst()
+                open[key] = waiting
+                held[pasid]![i].to = event.ts
+                held[pasid]![i].unbind = event
+            }
+        }
+        var accesses: [Int: [DeviceRecord]] = [:]
+        for record in log.records where record.succeeded {
+            if let pasid = record.pasid { accesses[pasid, default: []].append(record) }
+        }
+        for pasid in accesses.keys.sorted() {
+            let intervals = (held[pasid] ?? []).sorted { $0.from < $1.from }
+            // The times some binding held the PASID: one process may bind it more than once
+            // (two opens of the device, a thread), so the bindings are merged first.
+            var covered: [(from: Double, to: Double)] = []
+            for i in intervals {
+                if let last = covered.last, i.from <= last.to {
+                    covered[covered.count - 1].to = max(last.to, i.to)
+                } else {
+                    covered.append((i.from, i.to))
+                }
+            }
+            var outside: [DeviceRecord] = []
+            for record in accesses[pasid]! {
+                let (earliest, latest) = clock.interval(record.counter)
+                // The last covered stretch that began before the access could have ended.
+                var low = 0, high = covered.count
+                while low < high {
+                    let mid = low + (high - low) / 2
+                    if covered[mid].from <= latest { low = mid + 1 } else { high = mid }
+                }
+                if !(low > 0 && covered[low - 1].to >= earliest) { outside.append(record) }
+            }
+            guard let first = outside.first, violations.count < 64 else { continue }
+            let (earliest, _) = clock.interval(first.counter)
+            let before = intervals.last { $0.from <= earliest }
+            var evidence = ["device: \(first.line) (trace time \(Self.seconds(earliest)) or later)"]
+            if let before, let unbind = before.unbind {
+                evidence.insert("trace: \(before.bind.line)", at: 0)
+                evidence.append("trace: \(unbind.line)")
+            } else if let next = intervals.first(where: { $0.from > earliest }) {
+                evidence.append("trace: \(next.bind.line) (the next bind)")
+            } else {
+                evidence.append("trace: no bind of PASID \(pasid) in the whole trace")
+            }
+            evidence.append("device: \(outside.count) accesses through PASID \(pasid) succeeded while no binding held it")
+            evidence.append("clock: counter at \(clock.counterHz) Hz, offset known to "
+                + "\(Self.micros(clock.high - clock.low)) us from \(clock.samples) marker pairs")
+            violations.append(.init(title: "device DMA through PASID \(pasid) reached memory while no binding held it",
+                                    evidence: evidence))
+        }
     }
 
     private struct Teardown {

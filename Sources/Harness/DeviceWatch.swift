@@ -99,7 +99,8 @@ extension GuestWatch {
     func deviceOracle(directory: String) -> DeviceOracle {
         guard let deviceRecords else { return DeviceOracle(log: DeviceLog(), traceLines: [], events: []) }
         let log = DeviceLog.load(path: deviceRecords.path)
-        let oracle = DeviceOracle(log: log, traceLines: trace.portLines + trace.consoleLines, events: trace.events)
+        let oracle = DeviceOracle(log: log, traceLines: trace.portLines + trace.consoleLines, events: trace.events,
+                                  traceComplete: trace.complete)
         if let clock = oracle.clock {
             var jsonl = ""
             jsonl.reserveCapacity(log.records.count * 120)

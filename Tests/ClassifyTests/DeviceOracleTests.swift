@@ -28,9 +28,43 @@ final class DeviceOracleTests: XCTestCase {
         "    kharness-sva-67      [000] .N...     1.592280: sva_accel_unbind: pid=67 comm=kharness-sva bind_pid=67 mm=0xffff0000017f8440 pasid=1 by=release",
     ]
 
-    func oracle(_ lines: [String], trace: [String] = trace) -> DeviceOracle {
+    func oracle(_ lines: [String], trace: [String] = trace, complete: Bool = false) -> DeviceOracle {
         let log = DeviceLog.parse(Array((lines.joined(separator: "\n") + "\n").utf8))
-        return DeviceOracle(log: log, traceLines: trace, events: trace.compactMap { TraceEvent.parse($0) })
+        return DeviceOracle(log: log, traceLines: trace, events: trace.compactMap { TraceEvent.parse($0) },
+                            traceComplete: complete)
+    }
+
+    static let unboundTitle = "device DMA through PASID 1 reached memory while no binding held it"
+
+    /// A device still writing through a PASID after the unbind returned (the driver must
+    /// stop it first), or before any bind, holds memory no binding gave it.
+    func testDmaOutsideEveryBindingIsAViolationInAWholeTrace() throws {
+        // Before the release (so not the teardown oracle's), and after the unbind.
+        let records = [Self.header, Self.record(1.55), Self.record(1.60), Self.record(1.61)]
+        let whole = oracle(records, complete: true)
+        let violation = try XCTUnwrap(whole.violations.first { $0.title == Self.unboundTitle }, "\(whole.violations)")
+        XCTAssertTrue(violation.evidence.contains { $0.contains("sva_accel_unbind") }, "\(violation.evidence)")
+        XCTAssertTrue(violation.evidence.contains { $0.contains("2 accesses through PASID 1") }, "\(violation.evidence)")
+        XCTAssertNotEqual(PasidLifecycleOracle.Violation.signature(title: violation.title),
+                          PasidLifecycleOracle.Violation.signature(
+                            title: "device DMA through PASID 1 reached memory after the address space of pid 67 was torn down"))
+        // A trace that may have lost its bind events says nothing about it.
+        let partial = oracle(records)
+        XCTAssertFalse(partial.violations.contains { $0.title == Self.unboundTitle })
+        XCTAssertTrue(partial.notes.contains { $0.contains("not whole") }, "\(partial.notes)")
+    }
+
+    /// One process bound twice (two opens): the first unbind does not end what the second
+    /// binding holds, and an access straddling the unbind is not judged.
+    func testOverlappingBindingsOfOnePasidHoldItTogether() {
+        let second = [
+            "    kharness-sva-67      [000] .N...     1.420000: sva_accel_bind: pid=67 comm=kharness-sva mm=0xffff0000017f8440 pasid=1 mode=sva ret=0",
+            "    kharness-sva-67      [000] .N...     1.700000: sva_accel_unbind: pid=67 comm=kharness-sva bind_pid=67 mm=0xffff0000017f8440 pasid=1 by=release",
+        ]
+        let trace = Array(Self.trace.prefix(Self.markers.count + 1)) + [second[0]]
+            + Self.trace.dropFirst(Self.markers.count + 1) + [second[1]]
+        let o = oracle([Self.header, Self.record(1.50), Self.record(1.65), Self.record(1.592281)], trace: trace, complete: true)
+        XCTAssertFalse(o.violations.contains { $0.title == Self.unboundTitle }, "\(o.violations)")
     }
 
     func testParsesEveryFieldOfARecord() throws {
