@@ -39,14 +39,16 @@ enum ReportAnalyzer {
         }
         let report = ReportText(first: lines.first ?? "", lines: lines, note: draft.note)
         let stack = Stack(lines)
-        var naming = Naming(category: .other, title: Title.cleaned(report.first), guilty: nil, corrupted: draft.damaged || draft.cutShort)
+        var named: Naming?
         for kind in ReportKind.all where kind.recognises(report.first[...]) {
             guard let head = kind.head(report) else { continue }
             if head.notAReport { return nil }
             let needsStack = head.needsStack ?? (kind.needsStack && (head.culprit ?? kind.culprit) != .none)
-            naming = name(kind, head, report, stack, damaged: draft.damaged || (draft.cutShort && needsStack))
+            named = name(kind, head, report, stack, damaged: draft.damaged || (draft.cutShort && needsStack))
             break
         }
+        let naming = named
+            ?? Naming(category: .other, title: Title.cleaned(report.first), guilty: nil, corrupted: draft.damaged || draft.cutShort)
         var sigFrames: [String] = []
         if let guilty = naming.guilty {
             sigFrames.append(Frames.normalized(guilty))
@@ -111,7 +113,7 @@ enum ReportAnalyzer {
             }
         }
         title += head.suffix
-        return Naming(category: head.category ?? kind.category, title: title.replacingOccurrences(of: "  ", with: " "), guilty: guilty, corrupted: corrupted)
+        return Naming(category: head.category ?? kind.category, title: Title.has(title[...], "  ") ? title.replacingOccurrences(of: "  ", with: " ") : title, guilty: guilty, corrupted: corrupted)
     }
 
     /// The function a rule blames, or nil when the report does not show one.

@@ -105,8 +105,8 @@ struct ReportKind: Sendable {
     /// Does the first line start this kind?
     func recognises(_ first: Substring) -> Bool {
         guard starts.contains(where: { first.hasPrefix($0) }) else { return false }
-        for r in requires where !first.contains(r) { return false }
-        for e in excludes where first.contains(e) { return false }
+        for r in requires where !Title.has(first, r) { return false }
+        for e in excludes where Title.has(first, e) { return false }
         return true
     }
 }
@@ -394,13 +394,13 @@ extension ReportKind {
                     let n = Frames.normalized(h)
                     if n.hasPrefix("refcount_") { return Head("WARNING: refcount bug", culprit: .stack, category: .refcount) }
                     if n.hasPrefix("debug_print_object") { return Head("WARNING: ODEBUG bug", culprit: .stack) }
-                    if Warnings.lockdepFiles.contains(where: { r.first.contains($0) }) || Warnings.lockdepFunctions.contains(n) {
+                    if Warnings.lockdepFiles.contains(where: { Title.has(r.first[...], $0) }) || Warnings.lockdepFunctions.contains(n) {
                         return Head("WARNING: locking bug", culprit: .stack, category: .lockdep)
                     }
                     if n == "kvmalloc_node" || n == "kmalloc_slab" || n == "__kvmalloc_node" || n == "kvmalloc_node_noprof" {
                         return Head("WARNING: kmalloc bug", culprit: .stack)
                     }
-                    if n == "__vmalloc_node_range" && r.first.contains("mm/vmalloc.c") {
+                    if n == "__vmalloc_node_range" && Title.has(r.first[...], "mm/vmalloc.c") {
                         return Head("WARNING: zero-size vmalloc", culprit: .stack)
                     }
                     if n.hasPrefix("kobject_") { return Head("WARNING: kobject bug", culprit: .stack) }
@@ -623,6 +623,29 @@ enum Warnings {
 
 /// Small text rules shared by the kinds' titles.
 enum Title {
+    /// Byte search: Foundation's `contains` costs microseconds a call, and a flood of
+    /// distinct reports makes it the classifier's hot spot (every report past the stored
+    /// ones is still named).
+    static func has(_ text: Substring, _ needle: String) -> Bool {
+        var text = text
+        var needle = needle
+        return text.withUTF8 { t in
+            needle.withUTF8 { n in
+                guard n.count > 0, let tb = t.baseAddress, let nb = n.baseAddress else { return n.count == 0 }
+                guard t.count >= n.count else { return false }
+                let last = t.count - n.count
+                var i = 0
+                while i <= last {
+                    guard let hit = memchr(tb + i, Int32(nb[0]), last - i + 1) else { return false }
+                    let at = tb.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(tb + at, nb, n.count) == 0 { return true }
+                    i = at + 1
+                }
+                return false
+            }
+        }
+    }
+
     /// The words of `text` before the first of `separators` (or all of it, cleaned).
     static func word(before separators: [String], in text: Substring) -> String {
         var end = text.endIndex

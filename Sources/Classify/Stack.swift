@@ -85,9 +85,9 @@ struct Stack {
                 }
                 continue
             }
-            if t.contains("printk messages dropped") || t.hasPrefix("** ") { lostLines = true }
+            if t.hasPrefix("** ") || Title.has(t, "printk messages dropped") { lostLines = true }
             // What the next trace is about.
-            if t.contains("grace-period kthread stack dump") || t.hasPrefix("Allocated by task")
+            if t.hasPrefix("Allocated by task") || Title.has(t, "grace-period kthread stack dump")
                 || t.hasPrefix("Freed by task") || t.hasPrefix("Last potentially related")
                 || t.hasPrefix("Second to last potentially") || t.hasPrefix("the existing dependency chain")
                 || t.hasPrefix("-> #") || t.hasPrefix("other info that might help")
