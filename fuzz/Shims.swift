@@ -25,7 +25,7 @@ enum Yams {
 }
 
 /// The shape of Yams' composed node, for the code that counts nodes.
-enum Node {
+public enum Node {
     case scalar(String)
     case sequence([Node])
     case mapping([(Node, Node)])

@@ -67,8 +67,8 @@ public struct Suppressions: Sendable, Equatable {
         do {
             // Composed (aliases shared) and counted before it is built: an alias
             // bomb would build exponentially many values.
-            if let composed = try Yams.compose(yaml: text), tooManyNodes(composed) {
-                throw HarnessError.badInput(source, "more than \(maxNodes) YAML nodes once aliases are followed")
+            if let composed = try Yams.compose(yaml: text), YAMLBudget.exceeded(composed) {
+                throw HarnessError.badInput(source, "more than \(YAMLBudget.maxNodes) YAML nodes once aliases are followed")
             }
             node = try Yams.load(yaml: text)
         } catch let error as HarnessError {
@@ -106,29 +106,6 @@ public struct Suppressions: Sendable, Equatable {
             rules.append(rule)
         }
         return Suppressions(rules: rules, machine: machine)
-    }
-
-    /// YAML nodes a suppression file may have once its aliases are followed.
-    static let maxNodes = 100_000
-
-    /// Counts with aliases followed, stopping past the limit.
-    private static func tooManyNodes(_ node: Node) -> Bool {
-        var count = 0
-        var stack = [node]
-        while let next = stack.popLast() {
-            count += 1
-            if count > maxNodes { return true }
-            switch next {
-            case .sequence(let sequence): stack.append(contentsOf: sequence)
-            case .mapping(let mapping):
-                for (key, value) in mapping {
-                    stack.append(key)
-                    stack.append(value)
-                }
-            case .scalar, .alias: break
-            }
-        }
-        return false
     }
 
     /// The first rule that suppresses `report` on `kernel`, if any.
@@ -193,5 +170,33 @@ public struct Suppressions: Sendable, Equatable {
 
     private static func glob(_ pattern: String, _ text: String) -> Bool {
         fnmatch(pattern, text, 0) == 0
+    }
+}
+
+/// The size a YAML file of the harness's (suppressions, matrix, nightly) may have once its
+/// aliases are followed: an alias bomb (each anchor a list of aliases to the one before) is
+/// exponential, so files are composed and counted before anything is built from them.
+public enum YAMLBudget {
+    public static let maxNodes = 100_000
+
+    /// Counts `node`'s nodes with its aliases followed, stopping past `limit` (so counting a
+    /// bomb costs no more than the limit).
+    public static func exceeded(_ node: Node, limit: Int = maxNodes) -> Bool {
+        var count = 0
+        var stack = [node]
+        while let next = stack.popLast() {
+            count += 1
+            if count > limit { return true }
+            switch next {
+            case .sequence(let sequence): stack.append(contentsOf: sequence)
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
+            case .scalar, .alias: break
+            }
+        }
+        return false
     }
 }

@@ -1,3 +1,4 @@
+import Classify
 import Foundation
 import Kernel
 import Machine
@@ -75,9 +76,6 @@ public struct MatrixFile: Sendable, Equatable {
     /// More cells than this is refused with one line: a matrix multiplies its lists
     /// (and YAML aliases repeat them), so a short file could ask for billions.
     public static let maxCells = 10_000
-    /// YAML nodes a matrix or nightly file may have once its aliases are followed:
-    /// an alias bomb (each anchor a list of aliases to the one before) is exponential.
-    public static let maxNodes = 100_000
 
     /// The cells ``expand(runID:withoutSeries:)`` would make, counted without
     /// making them; saturates at `Int.max`.
@@ -97,28 +95,6 @@ public struct MatrixFile: Sendable, Equatable {
     private func product(of a: Int, _ b: Int) -> Int {
         let (p, overflow) = a.multipliedReportingOverflow(by: b)
         return overflow ? .max : p
-    }
-
-    /// Counts `node`'s nodes with its aliases followed, stopping past `limit`
-    /// (so counting a bomb costs no more than the limit). Nil when within it.
-    public static func tooManyNodes(_ node: Node, limit: Int = maxNodes) -> Int? {
-        var count = 0
-        var stack = [node]
-        while let next = stack.popLast() {
-            count += 1
-            if count > limit { return count }
-            switch next {
-            case .scalar: break
-            case .sequence(let sequence): stack.append(contentsOf: sequence)
-            case .mapping(let mapping):
-                for (key, value) in mapping {
-                    stack.append(key)
-                    stack.append(value)
-                }
-            case .alias: break
-            }
-        }
-        return nil
     }
 
     /// Reads and checks a matrix file.
@@ -143,8 +119,8 @@ public struct MatrixFile: Sendable, Equatable {
         } catch let error as YamlError {
             throw yamlError(error, file: file)
         }
-        if tooManyNodes(root) != nil {
-            throw HarnessError.badInput(file, "more than \(maxNodes) YAML nodes once aliases are followed")
+        if YAMLBudget.exceeded(root) {
+            throw HarnessError.badInput(file, "more than \(YAMLBudget.maxNodes) YAML nodes once aliases are followed")
         }
         let matrix = try MatrixParser(file: file, base: (Files.absolute(file) as NSString).deletingLastPathComponent).matrix(root)
         let cells = matrix.cellCount

@@ -1,3 +1,4 @@
+import Classify
 import Foundation
 import Matrix
 import Support
@@ -45,8 +46,8 @@ public struct NightlyConfig: Sendable, Equatable {
         } catch let error as YamlError {
             throw MatrixFile.yamlError(error, file: file)
         }
-        if MatrixFile.tooManyNodes(root) != nil {
-            throw HarnessError.badInput(file, "more than \(MatrixFile.maxNodes) YAML nodes once aliases are followed")
+        if YAMLBudget.exceeded(root) {
+            throw HarnessError.badInput(file, "more than \(YAMLBudget.maxNodes) YAML nodes once aliases are followed")
         }
         let reader = MatrixParser(file: file, base: (Files.absolute(file) as NSString).deletingLastPathComponent)
         let fields = ["name", "matrix", "results", "reports", "database", "bisect", "bisect-reruns"]
