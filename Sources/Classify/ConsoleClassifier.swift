@@ -275,7 +275,7 @@ public struct ConsoleClassifier {
             let caller = Bytes.callerID(line, end: m)
             if let i = parked.firstIndex(where: { $0.caller == caller && caller != 0 }) {
                 var p = parked.remove(at: i)
-                p.draft.lines.append(message(line, m))
+                _ = p.draft.append(message(line, m), damaged: false)
                 p.draft.sawEndMarker = true
                 store(p.draft)
             } else if open != nil, caller == 0 || openCaller == 0 || caller == openCaller {
@@ -411,14 +411,10 @@ public struct ConsoleClassifier {
         if openCaller != 0 {
             let caller = Bytes.callerID(line, end: m)
             if caller != 0 && caller != openCaller {
-                if let i = parked.firstIndex(where: { $0.caller == caller }) {
-                    let text = message(line, m)
-                    parked[i].draft.lines.append(text)
-                    parked[i].draft.byteCount += text.utf8.count + 1
-                    if truncated { parked[i].draft.damaged = true }
-                    if parked[i].draft.lines.count >= Self.maxReportLines || parked[i].draft.byteCount >= Self.maxReportBytes {
-                        store(parked.remove(at: i).draft)
-                    }
+                if let i = parked.firstIndex(where: { $0.caller == caller }),
+                   parked[i].draft.append(message(line, m), damaged: truncated && m > 0)
+                {
+                    store(parked.remove(at: i).draft)
                 }
                 return
             }
@@ -431,13 +427,9 @@ public struct ConsoleClassifier {
     private mutating func appendToOpen(_ text: String, damaged: Bool) {
         guard var draft = open else { return }
         open = nil
-        draft.lines.append(text)
-        draft.byteCount += text.utf8.count + 1
-        if damaged { draft.damaged = true }
+        let full = draft.append(text, damaged: damaged)
         open = draft
-        if draft.lines.count >= Self.maxReportLines || draft.byteCount >= Self.maxReportBytes {
-            closeOpen(cutOff: false)
-        }
+        if full { closeOpen(cutOff: false) }
     }
 
     /// Panics caused by an earlier report (panic_on_warn, "Fatal exception") belong to it.

@@ -18,6 +18,14 @@ struct ReportDraft {
     var note: String?
     /// Set for reports made directly (reboot, SMMU): no title derivation needed.
     var fixed: (category: KernelReport.Category, title: String)?
+
+    /// Adds a line; true when the draft has reached the report caps and must be closed.
+    mutating func append(_ text: String, damaged: Bool) -> Bool {
+        lines.append(text)
+        byteCount += text.utf8.count + 1
+        if damaged { self.damaged = true }
+        return lines.count >= ConsoleClassifier.maxReportLines || byteCount >= ConsoleClassifier.maxReportBytes
+    }
 }
 
 /// Names a collected report: category, syzbot-style title, guilty frame, signature.
