@@ -63,6 +63,7 @@
 #define  CTRL_ABORT_ALL		BIT(0)
 #define REG_SLOT(n)		(0x1000 + 0x40 * (n))
 #define SLOT_OP			0x00
+#define  OP_REPEAT		BIT(30)
 #define  OP_USE_PASID		BIT(31)
 #define SLOT_PASID		0x04
 #define SLOT_SRC		0x08
@@ -480,6 +481,8 @@ start:
 	work->slot = ret;
 	slot = adev->regs + REG_SLOT(work->slot);
 	op = job->op;
+	if (job->flags & SVA_ACCEL_JOB_REPEAT)
+		op |= OP_REPEAT;
 	if (sva) {
 		op |= OP_USE_PASID;
 		writel(ctx->pasid, slot + SLOT_PASID);
@@ -513,6 +516,25 @@ map_failed:
 	sva_accel_release_pages(adev, work);
 	sva_accel_fail_work(work, SVA_ACCEL_ST_MAP_FAILED, -ret);
 	return 0;
+}
+
+/*
+ * Stops a repeating job, which would otherwise run until it faults: the
+ * device must be quiet before its job is collected or its binding goes.
+ */
+static void sva_accel_stop(struct sva_accel_dev *adev,
+			   struct sva_accel_work *work)
+{
+	unsigned long flags;
+
+	if (!(work->job.flags & SVA_ACCEL_JOB_REPEAT))
+		return;
+	/* Under the lock: a completed job's slot may be reused. */
+	spin_lock_irqsave(&adev->lock, flags);
+	if (work->started && !work->done && !READ_ONCE(adev->removed))
+		writel(DOORBELL_ABORT, adev->regs + REG_SLOT(work->slot) +
+		       SLOT_DOORBELL);
+	spin_unlock_irqrestore(&adev->lock, flags);
 }
 
 /* Waits for a started job; aborts it if the device takes too long. */
@@ -612,9 +634,10 @@ static int sva_accel_release(struct inode *inode, struct file *file)
 
 	/*
 	 * Jobs left in flight (async, or a fatal signal) may still be using
-	 * the binding: they finish, or are aborted, before it goes.
+	 * the binding: they finish, or are stopped, before it goes.
 	 */
 	list_for_each_entry_safe(work, next, &ctx->inflight, node) {
+		sva_accel_stop(ctx->adev, work);
 		sva_accel_wait_hard(ctx->adev, work);
 		sva_accel_finish(ctx, work);
 		list_del(&work->node);
@@ -703,7 +726,9 @@ static bool sva_accel_valid_job(const struct sva_accel_job *job)
 {
 	if (job->op < SVA_ACCEL_OP_COPY || job->op > SVA_ACCEL_OP_CHECKSUM)
 		return false;
-	if (job->flags & ~SVA_ACCEL_JOB_NO_PREFAULT)
+	if (job->flags & ~(SVA_ACCEL_JOB_NO_PREFAULT | SVA_ACCEL_JOB_REPEAT))
+		return false;
+	if (job->flags & SVA_ACCEL_JOB_REPEAT && !job->len)
 		return false;
 	if (job->len > SVA_ACCEL_MAX_JOB_LEN)
 		return false;
@@ -791,7 +816,9 @@ static int sva_accel_ioctl_submit(struct sva_accel_ctx *ctx, void __user *arg)
 			ret = -EFAULT;
 			goto free;
 		}
-		if (!sva_accel_valid_job(&works[i]->job)) {
+		if (!sva_accel_valid_job(&works[i]->job) ||
+		    (works[i]->job.flags & SVA_ACCEL_JOB_REPEAT &&
+		     !(sub.flags & SVA_ACCEL_SUBMIT_ASYNC))) {
 			ret = -EINVAL;
 			goto free;
 		}
@@ -850,6 +877,7 @@ static int sva_accel_ioctl_wait(struct sva_accel_ctx *ctx, void __user *arg)
 
 		if (filled == sub.count)
 			break;
+		sva_accel_stop(adev, work);
 		left = sva_accel_wait_work(adev, work);
 		if (left)
 			return left;

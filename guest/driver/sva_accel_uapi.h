@@ -37,6 +37,14 @@
  * DMA-API mode always pins.
  */
 #define SVA_ACCEL_JOB_NO_PREFAULT	(1U << 0)
+/*
+ * REPEAT: the device runs the job pass after pass until it faults or the
+ * driver stops it, as a streaming engine does: it never completes by
+ * itself. Only with SVA_ACCEL_SUBMIT_ASYNC and a length above 0. WAIT
+ * stops it before collecting it (status ABORTED, result = bytes moved over
+ * all passes), and so does the release of the file, before it unbinds.
+ */
+#define SVA_ACCEL_JOB_REPEAT		(1U << 1)
 
 /*
  * Job status: the device's status codes, plus codes from the driver for jobs

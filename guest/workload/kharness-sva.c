@@ -443,6 +443,57 @@ static int dev_submit(int fd, struct sva_accel_job *jobs, unsigned int count,
 	return 0;
 }
 
+/* Collects up to @count finished jobs; returns how many, or -errno. */
+static int dev_wait(int fd, struct sva_accel_job *jobs, unsigned int count)
+{
+	struct sva_accel_submit sub = {
+		.count = count,
+		.jobs = (uintptr_t)jobs,
+	};
+
+	if (ioctl(fd, SVA_ACCEL_IOCTL_WAIT, &sub) < 0)
+		return -errno;
+	return sub.count;
+}
+
+/*
+ * A line in the kernel's trace (the trace_marker file), where the host
+ * orders it against the device's records: the oracles read the markers
+ * kharness-unmapped, kharness-readonly (written after munmap() or
+ * mprotect() returned) and kharness-remapping (written before the range
+ * is mapped or made writable again). Nothing happens without a trace.
+ */
+static void trace_mark(const char *fmt, ...)
+{
+	const char *path = getenv("KHARNESS_TRACE_MARKER");
+	char buf[160];
+	va_list ap;
+	int fd, n;
+
+	if (!path || !*path)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n <= 0 || n >= (int)sizeof(buf))
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, n) != n)
+		evidence("note trace marker not written: %s", strerror(errno));
+	close(fd);
+}
+
+/* The range [@va, @va + @len) of this process is @what for PASID @pasid. */
+static void mark_range(const char *what, unsigned int pasid, const void *va,
+		       size_t len)
+{
+	if (pasid != NO_PASID)
+		trace_mark("kharness-%s pid=%d pasid=%u va=0x%lx len=%zu", what,
+			   getpid(), pasid, (unsigned long)va, len);
+}
+
 static struct sva_accel_job job_copy(const void *src, void *dst, size_t len)
 {
 	struct sva_accel_job job = {
@@ -885,22 +936,23 @@ static void scenario_exit_no_unbind(void)
 }
 
 /*
- * A process exits while the device still reads its memory: 32 checksum
- * jobs over the same 512 KiB (so the SMMU model's IOTLB holds every page)
- * are in flight when exit_mmap() starts, and a 32 MiB ballast mapped below
- * the buffer makes the teardown of the mappings last milliseconds, while
- * the device runs on. The jobs are collected by the file's release, after
- * the address space is gone. A kernel must stop the device's accesses at
- * the address space's release (mmu_notifier .release); only the device's
- * records show whether it did, so the scenario itself only checks that
- * the process and the next binding are fine.
+ * A process exits while the device still reads its memory: a repeating
+ * checksum job (the device runs it pass after pass until it faults or is
+ * stopped) is running when exit_mmap() starts, and a 32 MiB ballast
+ * mapped below the buffer makes the teardown of the mappings last
+ * milliseconds, while the device runs on. The file's release stops the
+ * job and unbinds, after the address space is gone. A kernel must stop
+ * the device's accesses at the address space's release (mmu_notifier
+ * .release); only the device's records show whether it did, so the
+ * scenario itself only checks that the process and the next binding are
+ * fine. Because the job repeats, it is in flight across the whole window
+ * on every run, not only when a fixed-length job happens to last.
  */
 static void bind_checksum_exit(void *arg)
 {
-	enum { JOBS = 32 };
-	const size_t len = 512 << 10, ballast_len = 32 << 20;
-	struct sva_accel_job jobs[JOBS];
-	unsigned int pasid, i;
+	const size_t len = 16 << 10, ballast_len = 32 << 20;
+	struct sva_accel_job job;
+	unsigned int pasid;
 	uint8_t *src, *ballast;
 	int fd, ret;
 
@@ -918,12 +970,12 @@ static void bind_checksum_exit(void *arg)
 	}
 	memset(src, 0x5a, len);
 	memset(ballast, 0x11, ballast_len);
-	for (i = 0; i < JOBS; i++)
-		jobs[i] = job_checksum(src, len);
+	job = job_checksum(src, len);
+	job.flags |= SVA_ACCEL_JOB_REPEAT;
 	/* Said before submitting: a console line takes longer than the exit. */
-	evidence("note pid=%d pasid=%d inflight=%d bytes_each=%zu ballast=%zu",
-		 getpid(), pasid_int(pasid), JOBS, len, ballast_len);
-	ret = dev_submit(fd, jobs, JOBS, SVA_ACCEL_SUBMIT_ASYNC);
+	evidence("note pid=%d pasid=%d repeating checksum of %zu bytes, ballast=%zu",
+		 getpid(), pasid_int(pasid), len, ballast_len);
+	ret = dev_submit(fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
 	if (ret)
 		fail("async submit: %s", strerror(-ret));
 	_exit(0);
@@ -937,9 +989,116 @@ static void scenario_exit_inflight_dma(void)
 	reap_ok(first, "exiting");
 	second = spawn(bind_work_close, "next");
 	reap_ok(second, "next");
-	pass_note("pid %d exited with 32 jobs in flight on PASID %d; pid %d then bound PASID %d and worked",
+	pass_note("pid %d exited with a repeating job on PASID %d; pid %d then bound PASID %d and worked",
 		  first, pasid_int(pasid_of(first)), second,
 		  pasid_int(pasid_of(second)));
+}
+
+/*
+ * Runs @job (made repeating and unpinned) while @change takes its pages
+ * away, then stops and collects it: once @change has returned, the
+ * device's next access must fault (@want), never reach the old pages
+ * through a translation the SMMU kept. The markers let the host's oracle
+ * name any access after the change.
+ */
+static void stream_across(int fd, unsigned int pasid, struct sva_accel_job job,
+			  unsigned int want, const char *what,
+			  int (*change)(void *, size_t), void *va, size_t len,
+			  const char *mark)
+{
+	struct sva_accel_job done;
+	int ret, n;
+
+	job.flags |= SVA_ACCEL_JOB_REPEAT | SVA_ACCEL_JOB_NO_PREFAULT;
+	ret = dev_submit(fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
+	if (ret) {
+		fail("%s: async submit: %s", what, strerror(-ret));
+		return;
+	}
+	/* Passes are 20 us apart: the SMMU's TLB holds every page by now. */
+	usleep(2000);
+	if (change(va, len)) {
+		fail("%s: %s", what, strerror(errno));
+		dev_wait(fd, &done, 1);
+		return;
+	}
+	mark_range(mark, pasid, va, len);
+	usleep(5000);
+	n = dev_wait(fd, &done, 1);
+	if (n != 1) {
+		fail("%s: wait: %s", what, n < 0 ? strerror(-n) : "no job");
+		return;
+	}
+	job_evidence(&done, status_name(want));
+	if (done.status != want)
+		fail("%s: the repeating job ended %s after %llu bytes, expected %s",
+		     what, status_name(done.status),
+		     (unsigned long long)done.result, status_name(want));
+}
+
+static int unmap_range(void *va, size_t len)
+{
+	return munmap(va, len);
+}
+
+static int make_read_only(void *va, size_t len)
+{
+	return mprotect(va, len, PROT_READ);
+}
+
+/*
+ * The device streams from (and to) a buffer while the process unmaps it
+ * (and makes another read-only): the mm notifier's invalidation must
+ * reach the SMMU's TLB before munmap() and mprotect() return. A kernel
+ * that skips or narrows it leaves the device reading freed pages and
+ * writing read-only ones through stale entries. Unpinned pages, so the
+ * munmap really frees them; SVA mode only (DMA-API mode pins every job).
+ */
+static void scenario_munmap_inflight_dma(void)
+{
+	const size_t len = 4 * page_size;
+	unsigned int pasid;
+	uint8_t *x, *y;
+	int fd;
+
+	if (!sva_mode()) {
+		skip("needs SVA mode: in DMA-API mode every job's pages are pinned");
+		return;
+	}
+	fd = dev_open();
+	if (fd < 0)
+		return;
+	if (dev_bind(fd, &pasid, 0, false))
+		goto out;
+	x = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	y = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (x == MAP_FAILED || y == MAP_FAILED) {
+		fail("mmap: %s", strerror(errno));
+		goto out;
+	}
+	memset(x, 0x77, len);
+	memset(y, 0x11, len);
+	evidence("note pid=%d pasid=%d streams over x=0x%lx y=0x%lx len=%zu",
+		 getpid(), pasid_int(pasid), (unsigned long)x,
+		 (unsigned long)y, len);
+	stream_across(fd, pasid, job_checksum(x, len), SVA_ACCEL_ST_FAULT_READ,
+		      "streaming read across munmap", unmap_range, x, len,
+		      "unmapped");
+	stream_across(fd, pasid, job_fill(y, len, 0x2222222222222222ULL),
+		      SVA_ACCEL_ST_FAULT_WRITE,
+		      "streaming write across mprotect(PROT_READ)",
+		      make_read_only, y, len, "readonly");
+	for (size_t i = 0; i < len; i++) {
+		if (y[i] != 0x11 && y[i] != 0x22) {
+			fail("byte %zu of the stream's buffer is 0x%x", i, y[i]);
+			break;
+		}
+	}
+	pass_note("a streaming read faulted once munmap returned, a streaming write once mprotect returned");
+out:
+	close(fd);
 }
 
 struct killed_arg {
@@ -1549,6 +1708,7 @@ static void scenario_munmap_dma(void)
 		fail("munmap: %s", strerror(errno));
 		goto out;
 	}
+	mark_range("unmapped", pasid, x, len);
 	evidence("note pid=%d unmapped 0x%lx", getpid(), (unsigned long)x);
 	expect_fault(fd, job_copy(src.data, x, len), SVA_ACCEL_ST_FAULT_WRITE,
 		     "write to an unmapped buffer");
@@ -1556,6 +1716,7 @@ static void scenario_munmap_dma(void)
 		     "read of an unmapped buffer");
 
 	/* New pages at the same address: the device must see them. */
+	mark_range("remapping", pasid, x, len);
 	if (mmap(x, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != x) {
 		fail("remap: %s", strerror(errno));
@@ -1580,6 +1741,7 @@ static void scenario_munmap_dma(void)
 		fail("mprotect: %s", strerror(errno));
 		goto out;
 	}
+	mark_range("readonly", pasid, y, len);
 	expect_fault(fd, job_fill(y, len, 0x2222222222222222ULL),
 		     SVA_ACCEL_ST_FAULT_WRITE, "write to a read-only buffer");
 	for (size_t i = 0; i < len; i++) {
@@ -1709,6 +1871,7 @@ static const struct scenario scenarios[] = {
 	{ "exec-after-bind", scenario_exec_after_bind },
 	{ "fd-leak", scenario_fd_leak },
 	{ "exit-inflight-dma", scenario_exit_inflight_dma },
+	{ "munmap-inflight-dma", scenario_munmap_inflight_dma },
 };
 
 /* ---------------------------------------------------------------- runner */

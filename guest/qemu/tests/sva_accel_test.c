@@ -8,7 +8,8 @@
  *   dma   jobs without PASID through the DMA API (default domain)
  *   pasid two paging domains attached to two PASIDs: each job sees only
  *         its domain's pages; unmapped and read-only addresses fault with
- *         the right status; a detached PASID faults
+ *         the right status; a repeating job runs until aborted, and faults
+ *         as soon as its PASID is detached; a detached PASID faults
  *   sva   (kernels with SVA) binds the mm of the process loading the
  *         module and copies between two of its own pages by virtual
  *         address; an address it never mapped faults
@@ -51,12 +52,15 @@
 #define OP_COPY			1
 #define OP_FILL			2
 #define OP_CHECKSUM		3
+#define OP_REPEAT		BIT(30)
 #define OP_USE_PASID		BIT(31)
 
 #define ST_BUSY			0x01
 #define ST_DONE			0x02
 #define ST_FAULT_READ		0x10
 #define ST_FAULT_WRITE		0x11
+#define ST_BAD_OP		0x20
+#define ST_ABORTED		0x30
 
 #define NO_PASID		(~0U)
 #define TEST_IOVA		0x10000000UL
@@ -246,10 +250,63 @@ static void pasid_space_exit(struct accel *a, struct pasid_space *ps)
 			__free_page(ps->pages[i]);
 }
 
+/* Starts a repeating job in @slot_nr without waiting for it. */
+static void start_repeat(struct accel *a, int slot_nr, u32 op, u32 pasid,
+			 u64 src, u64 dst, u64 len)
+{
+	void __iomem *slot = a->regs + SLOT(slot_nr);
+
+	writel(pasid, slot + SLOT_PASID);
+	writel(op | OP_REPEAT | OP_USE_PASID, slot + SLOT_OP);
+	writeq(src, slot + SLOT_SRC);
+	writeq(dst, slot + SLOT_DST);
+	writeq(len, slot + SLOT_LEN);
+	writeq(0x5a5a5a5a5a5a5a5aULL, slot + SLOT_PATTERN);
+	writel(1, slot + SLOT_DOORBELL);
+}
+
+/* Polls @slot_nr for up to a second; returns its status. */
+static u32 wait_not_busy(struct accel *a, int slot_nr)
+{
+	u32 status = ST_BUSY;
+	int i;
+
+	for (i = 0; i < 1000 && status == ST_BUSY; i++) {
+		status = readl(a->regs + SLOT(slot_nr) + SLOT_STATUS);
+		if (status == ST_BUSY)
+			usleep_range(1000, 2000);
+	}
+	return status;
+}
+
+/*
+ * A repeating job is still running long after one pass would have ended,
+ * and stops on abort having moved whole passes.
+ */
+static void test_repeat(struct accel *a, u32 pasid)
+{
+	void __iomem *slot = a->regs + SLOT(1);
+	u64 len = 256, moved;
+	u32 before, after;
+
+	start_repeat(a, 1, OP_FILL, pasid, 0, TEST_IOVA + PAGE_SIZE, len);
+	msleep(20);
+	before = readl(slot + SLOT_STATUS);
+	writel(2, slot + SLOT_DOORBELL);
+	after = readl(slot + SLOT_STATUS);
+	moved = readq(slot + SLOT_RESULT);
+	report(before == ST_BUSY && after == ST_ABORTED && moved >= 2 * len &&
+	       moved % len == 0, "pasid-repeat",
+	       "status 0x%x after 20 ms, 0x%x after abort, %llu bytes moved",
+	       before, after, moved);
+}
+
 static void test_pasid(struct accel *a)
 {
 	struct pasid_space ps[2] = {};
 	struct job_result res;
+	bool running;
+	u32 status;
 	int i, ret;
 
 	if (!a->pdev->pasid_enabled) {
@@ -305,9 +362,25 @@ static void test_pasid(struct accel *a)
 	       "status=0x%x done=%llu fault_addr=0x%llx", res.status, res.result,
 	       res.fault_addr);
 
-	/* A detached PASID no longer reaches its pages. */
+	test_repeat(a, ps[1].pasid);
+	ret = run_job(a, OP_FILL | OP_REPEAT, ps[1].pasid, 0, TEST_IOVA, 0, 0,
+		      &res);
+	report(!ret && res.status == ST_BAD_OP, "pasid-repeat-empty",
+	       "status=0x%x", res.status);
+
+	/*
+	 * A detached PASID no longer reaches its pages, not even for a job
+	 * that was already running through it.
+	 */
+	start_repeat(a, 1, OP_CHECKSUM, ps[0].pasid, TEST_IOVA, 0, PAGE_SIZE);
+	msleep(5);
+	running = readl(a->regs + SLOT(1) + SLOT_STATUS) == ST_BUSY;
 	iommu_detach_device_pasid(ps[0].domain, &a->pdev->dev, ps[0].pasid);
 	ps[0].attached = false;
+	status = wait_not_busy(a, 1);
+	report(running && status == ST_FAULT_READ, "pasid-repeat-detached",
+	       "pasid=%u running before=%d status after=0x%x", ps[0].pasid,
+	       running, status);
 	ret = run_job(a, OP_COPY, ps[0].pasid, TEST_IOVA, TEST_IOVA + PAGE_SIZE,
 		      64, 0, &res);
 	report(!ret && res.status == ST_FAULT_READ, "pasid-fault-detached",
