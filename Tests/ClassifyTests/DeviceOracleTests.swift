@@ -392,6 +392,24 @@ final class DeviceOracleTests: XCTestCase {
         "kharness-unmapped",
     ]
 
+    /// Random marker-shaped lines never trap, and none of them parses unless it is well formed.
+    func testRandomMarkersNeverTrap() {
+        var generator = SystemRandomNumberGenerator()
+        let words = ["kharness-unmapped", "kharness-readonly", "kharness-remapping", " ", "  ", "pid=", "pasid=", "va=0x",
+                     "len=", "0", "1", "67", "ffffffffffffffff", "18446744073709551615", "99999999999999999999999", "-",
+                     "\t", "=", "0x", "G", "4096"]
+        var lines: [String] = []
+        for i in 0..<500 {
+            let text = (0..<Int.random(in: 1..<16, using: &generator)).map { _ in words.randomElement(using: &generator)! }.joined()
+            if let m = RangeMarker.parse(payload: text) {
+                XCTAssertLessThan(m.va, m.end, text)
+                XCTAssertTrue(m.pasid > 0 && m.pasid < 1 << 20, text)
+            }
+            lines.append(Self.mark(1.43 + Double(i) * 1e-5, text))
+        }
+        _ = oracle([Self.header, Self.access(1.46), Self.access(1.47, write: true, len: 1)], trace: Self.trace(inserting: lines))
+    }
+
     /// Markers the guest got wrong are skipped and counted; none opens (or closes) a window.
     func testMalformedMarkersJudgeNothing() {
         let lines = Self.malformedMarkers.enumerated().map { Self.mark(1.45 + Double($0.offset) * 1e-5, $0.element) }
