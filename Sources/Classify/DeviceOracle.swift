@@ -58,14 +58,26 @@ public struct CounterClock: Sendable, Equatable {
 }
 
 /// Joins the device's records with the kernel's trace: the device-side
-/// oracles of issue 12. One so far, the 2022 bug's own damage: a DMA through
-/// a PASID that succeeded after its address space was torn down and before
-/// the binding was released. "Torn down" is the return of
-/// `__mmu_notifier_release()` in the task that ran `exit_mmap()`: from then
-/// on the IOMMU driver must have stopped translating for the mm (arm-smmu-v3
-/// installs a CD that faults everything), while the binding lives on until
-/// the driver unbinds. Faults in that window are the expected outcome and
-/// are not reported.
+/// oracles of issue 12, each a successful DMA at a time the kernel had
+/// promised the device could not reach the memory:
+/// - the 2022 bug's own damage: a DMA through a PASID that succeeded after
+///   its address space was torn down and before the binding was released.
+///   "Torn down" is the return of `__mmu_notifier_release()` in the task that
+///   ran `exit_mmap()`: from then on the IOMMU driver must have stopped
+///   translating for the mm (arm-smmu-v3 installs a CD that faults
+///   everything), while the binding lives on until the driver unbinds.
+///   Faults in that window are the expected outcome and are not reported.
+/// - a DMA through a PASID that succeeded while no binding held it (judged
+///   only in a whole trace: a lost bind event would look the same).
+/// - a stale IOTLB entry's damage: a DMA that succeeded to a page the process
+///   had unmapped, or a write that succeeded to a page it had made read-only,
+///   after `munmap()`/`mprotect()` returned. The mm notifier's invalidation
+///   must have reached the SMMU before the syscall returned; a kernel that
+///   skips it leaves the device reaching the old page. The workload says
+///   what it unmapped with trace markers (see `RangeMarker`).
+///
+/// Every order is on the shared clock (`CounterClock`) and only an access
+/// whose whole interval is on one side counts.
 public struct DeviceOracle: Sendable {
     public private(set) var violations: [PasidLifecycleOracle.Violation] = []
     /// Why the oracle could not judge, or what looked wrong in the records;
@@ -93,6 +105,9 @@ public struct DeviceOracle: Sendable {
         }
         self.clock = clock
         judgeDmaAfterTeardown(log: log, traceLines: traceLines, events: events, clock: clock)
+        // Markers are positive evidence: a lost one only hides a violation, so a
+        // partial trace is judged too.
+        judgeDmaToUnmappedPages(log: log, traceLines: traceLines, events: events, clock: clock)
         if traceComplete {
             judgeDmaWithoutBinding(log: log, events: events, clock: clock)
         } else {
@@ -237,16 +252,277 @@ public struct DeviceOracle: Sendable {
         }
     }
 
-    /// The first index whose record satisfies `predicate`, which is false then true along the array.
-    static func firstIndex(_ records: [DeviceRecord], where predicate: (DeviceRecord) -> Bool) -> Int {
-        var low = 0, high = records.count
+    public static func seconds(_ value: Double) -> String { String(format: "%.6f", value) }
+    static func micros(_ value: Double) -> String { String(format: "%.1f", value * 1e6) }
+}
+
+/// One of the workload's markers about its own address space, written to
+/// `trace_marker` (a `tracing_mark_write:` record) by process `pid`, whose
+/// binding of the device has PASID `pasid`:
+///
+///     kharness-unmapped pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
+///     kharness-readonly pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
+///     kharness-remapping pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
+///
+/// `unmapped` is written after `munmap()` of [va, va+len) returned, `readonly`
+/// after `mprotect(PROT_READ)` of it returned, `remapping` before the process
+/// maps anything there again (or makes it writable). The payload is exactly
+/// these five words, single spaces, in this order (trailing whitespace aside):
+/// decimal numbers without sign, `va` as `0x` and 1 to 16 lower-case hex
+/// digits, `pid` at most 4194304 (PID_MAX_LIMIT), `pasid` 1 to 2^20-1, `len`
+/// at least 1 and va+len within 64 bits. The guest writes them, so anything
+/// else is counted as malformed and skipped.
+struct RangeMarker: Sendable, Equatable {
+    enum Kind: String, Sendable, CaseIterable {
+        case unmapped = "kharness-unmapped"
+        case readonly = "kharness-readonly"
+        case remapping = "kharness-remapping"
+    }
+
+    var kind: Kind
+    var ts: Double
+    var pid: Int
+    var pasid: Int
+    var va: UInt64
+    /// va + len: the range is [va, end).
+    var end: UInt64
+    /// The trace record, trimmed.
+    var line: String
+
+    static let maxPid: UInt64 = 4_194_304
+
+    /// The marker in a `tracing_mark_write` payload; nil when it is not one of
+    /// the three, or is malformed (`isMarker` tells the two apart).
+    static func parse(payload: some StringProtocol) -> (kind: Kind, pid: Int, pasid: Int, va: UInt64, end: UInt64)? {
+        guard payload.utf8.count <= 160 else { return nil }
+        let words = Array(payload.utf8).split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard words.count == 5, let kind = Kind.allCases.first(where: { words[0].elementsEqual($0.rawValue.utf8) }),
+              let pid = value(words[1], "pid=").flatMap(DeviceLog.decimal), pid <= maxPid,
+              let pasid = value(words[2], "pasid=").flatMap(DeviceLog.decimal), pasid > 0, pasid < 1 << 20,
+              let va = value(words[3], "va=").flatMap(DeviceLog.hex),
+              let len = value(words[4], "len=").flatMap(DeviceLog.decimal), len > 0
+        else { return nil }
+        let (end, overflow) = va.addingReportingOverflow(len)
+        guard !overflow else { return nil }
+        return (kind, Int(pid), Int(pasid), va, end)
+    }
+
+    /// The payload names one of the three markers (well formed or not).
+    static func isMarker(payload: some StringProtocol) -> Bool {
+        Kind.allCases.contains { payload.hasPrefix($0.rawValue + " ") || payload == $0.rawValue }
+    }
+
+    func overlaps(_ low: UInt64, _ high: UInt64) -> Bool { low < end && va < high }
+
+    var range: String { "[0x\(String(va, radix: 16)), 0x\(String(end, radix: 16)))" }
+
+    private static func value(_ word: ArraySlice<UInt8>, _ key: String) -> ArraySlice<UInt8>? {
+        let prefix = Array(key.utf8)
+        guard word.count > prefix.count, word.starts(with: prefix) else { return nil }
+        return word.dropFirst(prefix.count)
+    }
+}
+
+extension DeviceOracle {
+    /// Markers that open a window (unmapped, read-only) and markers that close one
+    /// (remapping) each kept at most this many; a trace is the guest's to flood.
+    static let maxRangeMarkers = 4096
+    /// Device records looked at over all the windows, at most: a window is judged by
+    /// going through the records in it, and 4096 windows over 400,000 records would
+    /// be 1.6 billion looks. Past this, the windows left are not judged (a note says so).
+    static let maxRangeRecordVisits = 16_000_000
+
+    /// A successful DMA to a page the process had unmapped, or a successful write to a
+    /// page it had made read-only: what a stale SMMU TLB entry does when the kernel skips
+    /// the invalidation its mm notifier owes the IOMMU (`invalidate_range` /
+    /// `arch_invalidate_secondary_tlbs`). When `munmap()` or `mprotect()` returns, no
+    /// translation of the old page may be left anywhere; the workload writes its marker
+    /// after the return, so an access ordered after the marker that still reached memory
+    /// went through a translation the kernel should have removed.
+    ///
+    /// The window of a marker ends, conservatively, at the first of: a `kharness-remapping`
+    /// of that PASID overlapping the range (the process maps something there again and a
+    /// success is legitimate), the unbind of the PASID, the PASID's next bind (a new
+    /// owner whose unbind was lost looks the same as a second open), the `exit_mmap` of
+    /// the binding's address space (from then on the teardown oracle judges), where
+    /// remapping markers were dropped for the cap, and the end of the trace (the last
+    /// event or marker it shows: a trace cut short must not leave a window open while the
+    /// device's records go on). An access counts only when its whole interval is after the
+    /// marker (whose time ftrace truncated to the microsecond) and before the window's end.
+    /// The trace need not be whole: a lost unmapped or read-only marker only hides a
+    /// violation. A remapping marker or unbind lost to a ring-buffer overrun in the middle
+    /// of the trace would not be seen, and the window would run on past it.
+    ///
+    /// The device reads the counter before it translates, so an access whose counter
+    /// precedes the remapping marker could translate after the process mapped the range
+    /// again; the workload must let the device go idle before it writes
+    /// `kharness-remapping` (the start of the window has no such gap: the counter is read
+    /// before the access, so an access counted after the marker happened after it).
+    mutating func judgeDmaToUnmappedPages(log: DeviceLog, traceLines: [String], events: [TraceEvent],
+                                          clock: CounterClock) {
+        var opens: [RangeMarker] = []
+        var remaps: [Int: [RangeMarker]] = [:]
+        var remapCount = 0
+        var malformed = 0, droppedOpens = 0
+        /// Where the first remapping marker past the cap was: no window may extend past it.
+        var cutoff = Double.infinity
+        var seen: Set<String> = []
+        // The last time the trace shows: past it a remapping marker or an unbind may be
+        // missing (the trace was cut, or the kernel died), so no window goes further.
+        var traceEnd = events.reduce(-Double.infinity) { max($0, $1.ts) }
+        for line in traceLines where line.contains("kharness-") {
+            guard let record = TraceEvent.record(of: line), record.event == "tracing_mark_write" else { continue }
+            traceEnd = max(traceEnd, record.ts)
+            let payload = record.payload.trimmingCharacters(in: .whitespaces)
+            guard RangeMarker.isMarker(payload: payload) else { continue }
+            guard let m = RangeMarker.parse(payload: payload) else { malformed += 1; continue }
+            // One record on two channels (the port and the console) is one marker.
+            let micros = Int.clamping((record.ts * 1_000_000).rounded()) ?? 0
+            let key = "\(m.kind.rawValue) \(micros) \(m.pid) \(m.pasid) \(m.va) \(m.end)"
+            guard !seen.contains(key) else { continue }
+            let marker = RangeMarker(kind: m.kind, ts: record.ts, pid: m.pid, pasid: m.pasid, va: m.va, end: m.end,
+                                     line: line.trimmingCharacters(in: .whitespaces))
+            if m.kind == .remapping {
+                guard remapCount < Self.maxRangeMarkers else { cutoff = min(cutoff, record.ts); continue }
+                remapCount += 1
+                remaps[m.pasid, default: []].append(marker)
+            } else {
+                guard opens.count < Self.maxRangeMarkers else { droppedOpens += 1; continue }
+                opens.append(marker)
+            }
+            seen.insert(key)
+        }
+        if malformed > 0 { notes.append("device records: \(malformed) malformed kharness-unmapped/readonly/remapping markers skipped") }
+        if droppedOpens > 0 {
+            notes.append("device records: \(droppedOpens) unmapped/read-only markers past the first \(Self.maxRangeMarkers) not judged")
+        }
+        if cutoff < .infinity {
+            notes.append("device records: remapping markers past the first \(Self.maxRangeMarkers) dropped, "
+                + "so no unmapped/read-only window is judged past \(Self.seconds(cutoff))")
+        }
+        guard !opens.isEmpty else { return }
+        opens.sort { $0.ts < $1.ts }
+        for pasid in remaps.keys { remaps[pasid]!.sort { $0.ts < $1.ts } }
+
+        // What else ends a window, by PASID (and the binding's mm), in time order.
+        var unbinds: [Int: [TraceEvent]] = [:]
+        var binds: [Int: [TraceEvent]] = [:]
+        var exits: [String: [TraceEvent]] = [:]
+        let judged = Set(opens.map(\.pasid))
+        for event in events {
+            switch event.kind {
+            case .unbind: if let p = event.pasid, judged.contains(p) { unbinds[p, default: []].append(event) }
+            case .bind: if let p = event.pasid, judged.contains(p) { binds[p, default: []].append(event) }
+            case .mmExit: if let mm = event.mm { exits[mm, default: []].append(event) }
+            default: break
+            }
+        }
+        for p in unbinds.keys { unbinds[p]!.sort { $0.ts < $1.ts } }
+        for p in binds.keys { binds[p]!.sort { $0.ts < $1.ts } }
+        for mm in exits.keys { exits[mm]!.sort { $0.ts < $1.ts } }
+
+        // Successful accesses (and writes alone) of the PASIDs with markers, in counter order.
+        var accesses: [Int: [DeviceRecord]] = [:]
+        var writes: [Int: [DeviceRecord]] = [:]
+        for record in log.records where record.succeeded {
+            guard let pasid = record.pasid, judged.contains(pasid) else { continue }
+            accesses[pasid, default: []].append(record)
+            if record.isWrite { writes[pasid, default: []].append(record) }
+        }
+        for p in accesses.keys { accesses[p]!.sort { $0.counter < $1.counter } }
+        for p in writes.keys { writes[p]!.sort { $0.counter < $1.counter } }
+
+        var visits = 0
+        var unjudged = 0
+        for marker in opens {
+            guard visits < Self.maxRangeRecordVisits else { unjudged += 1; continue }
+            guard violations.count < 64 else { break }
+            let readOnly = marker.kind == .readonly
+            guard let records = (readOnly ? writes : accesses)[marker.pasid] else { continue }
+
+            // The window's end: the first of everything that may end it.
+            var end = cutoff < traceEnd ? (ts: cutoff, line: String?.none, what: "the dropped remapping markers")
+                : (ts: traceEnd, line: String?.none, what: "the end of the trace")
+            func consider(_ ts: Double, _ line: String, _ what: String) {
+                if ts < end.ts { end = (ts, line, what) }
+            }
+            if let list = remaps[marker.pasid] {
+                var i = Self.firstIndex(list) { $0.ts >= marker.ts }
+                while i < list.count, list[i].ts < end.ts {
+                    if list[i].overlaps(marker.va, marker.end) { consider(list[i].ts, list[i].line, "the remapping"); break }
+                    i += 1
+                }
+            }
+            if let list = unbinds[marker.pasid] {
+                let i = Self.firstIndex(list) { $0.ts >= marker.ts }
+                if i < list.count { consider(list[i].ts, list[i].line, "the unbind") }
+            }
+            // The binding the marker is under: the last bind of the PASID before it. Any
+            // later bind ends the window: a new owner of the PASID (the old binding's unbind
+            // lost), or a second open by the same process, which this oracle leaves alone.
+            var mm: String?
+            if let list = binds[marker.pasid] {
+                let i = Self.firstIndex(list) { $0.ts > marker.ts }
+                mm = i > 0 ? list[i - 1].mm : nil
+                if i < list.count { consider(list[i].ts, list[i].line, "the PASID's next bind") }
+            }
+            if let mm, let list = exits[mm] {
+                let i = Self.firstIndex(list) { $0.ts >= marker.ts }
+                if i < list.count { consider(list[i].ts, list[i].line, "the address space's teardown") }
+            }
+
+            let after = marker.ts + CounterClock.traceResolution
+            let from = Self.firstIndex(records) { clock.interval($0.counter).earliest >= after }
+            let to = Self.firstIndex(records) { clock.interval($0.counter).latest >= end.ts }
+            guard from < to else { continue }
+            var first: DeviceRecord?, last: DeviceRecord?
+            var count = 0, bytes: UInt64 = 0, cut = false
+            for record in records[from..<to] {
+                guard visits < Self.maxRangeRecordVisits else { cut = true; break }
+                visits += 1
+                let (recordEnd, overflow) = record.iova.addingReportingOverflow(record.length)
+                guard marker.overlaps(record.iova, overflow ? .max : recordEnd) else { continue }
+                if first == nil { first = record }
+                last = record
+                count += 1
+                bytes = bytes.addingReportingOverflow(record.length).partialValue
+            }
+            if cut { unjudged += 1 }
+            guard let first, let last else { continue }
+            let (earliest, _) = clock.interval(first.counter)
+            let (lastEarliest, _) = clock.interval(last.counter)
+            let pasid = marker.pasid
+            let title = readOnly
+                ? "device DMA through PASID \(pasid) wrote a page pid \(marker.pid) had made read-only"
+                : "device DMA through PASID \(pasid) reached a page pid \(marker.pid) had unmapped"
+            var evidence = [
+                "trace: \(marker.line)",
+                "device: \(first.line) (trace time \(Self.seconds(earliest)) or later, "
+                    + "\(Self.micros(earliest - marker.ts)) us after \(readOnly ? "mprotect" : "munmap") returned)",
+            ]
+            if count > 1 {
+                evidence.append("device: \(last.line) (trace time \(Self.seconds(lastEarliest)) or later)")
+            }
+            evidence.append("device: \(cut ? "at least " : "")\(count) \(readOnly ? "writes" : "accesses") (\(bytes) bytes) "
+                + "through PASID \(pasid) to \(marker.range) succeeded between the marker and \(end.what)")
+            if let line = end.line { evidence.append("trace: \(line)") }
+            evidence.append("clock: counter at \(clock.counterHz) Hz, offset known to "
+                + "\(Self.micros(clock.high - clock.low)) us from \(clock.samples) marker pairs")
+            violations.append(.init(title: title, evidence: evidence))
+        }
+        if unjudged > 0 {
+            notes.append("device records: \(unjudged) unmapped/read-only windows not (wholly) judged: "
+                + "\(Self.maxRangeRecordVisits) record looks spent")
+        }
+    }
+
+    /// The first index whose element satisfies `predicate`, which is false then true along the array.
+    static func firstIndex<T>(_ array: [T], where predicate: (T) -> Bool) -> Int {
+        var low = 0, high = array.count
         while low < high {
             let mid = low + (high - low) / 2
-            if predicate(records[mid]) { high = mid } else { low = mid + 1 }
+            if predicate(array[mid]) { high = mid } else { low = mid + 1 }
         }
         return low
     }
-
-    public static func seconds(_ value: Double) -> String { String(format: "%.6f", value) }
-    static func micros(_ value: Double) -> String { String(format: "%.1f", value * 1e6) }
 }

@@ -212,4 +212,276 @@ final class DeviceOracleTests: XCTestCase {
                              events: Self.trace.compactMap { TraceEvent.parse($0) })
         }
     }
+
+    // MARK: DMA to pages the process unmapped or made read-only
+
+    static let unmappedTitle = "device DMA through PASID 1 reached a page pid 67 had unmapped"
+    static let readOnlyTitle = "device DMA through PASID 1 wrote a page pid 67 had made read-only"
+
+    /// A record of any shape, for the range oracle's tests.
+    static func access(_ ts: Double, iova: UInt64 = 0xffffa136c000, write: Bool = false, len: Int = 4096,
+                       pasid: String = "1", outcome: String = "pa=0x4078e000") -> String {
+        "t=\(tick(ts)) slot=0 pasid=\(pasid) dir=\(write ? "w" : "r") iova=0x\(String(iova, radix: 16)) len=\(len) \(outcome)"
+    }
+
+    /// A workload marker line as `trace_marker` writes it.
+    static func mark(_ ts: Double, _ text: String, pid: Int = 67) -> String {
+        "    kharness-sva-\(pid)      [000] .....     \(String(format: "%.6f", ts)): tracing_mark_write: \(text)"
+    }
+
+    /// The run's trace with lines put in at their time (before the exit_mmap at 1.558409).
+    static func trace(inserting lines: [String]) -> [String] {
+        let bind = markers.count + 1
+        return Array(trace.prefix(bind)) + lines + trace.dropFirst(bind)
+    }
+
+    static let unmapped = mark(1.45, "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=8192")
+
+    /// A stale IOTLB entry: the device still reaches the pages after munmap() returned.
+    /// Accesses before the marker (or straddling it), elsewhere, faulting or without a
+    /// PASID are not it; the window ends at the address space's teardown, where the
+    /// teardown oracle takes over.
+    func testDmaToAnUnmappedPageIsAViolation() throws {
+        let records = [Self.header,
+                       Self.access(1.44),                                  // before the marker
+                       Self.access(1.4500005),                             // straddles it
+                       Self.access(1.46),                                  // the first
+                       Self.access(1.47, iova: 0xffffa136e000),            // just past the range
+                       Self.access(1.48, outcome: "fault"),                // faulted: the expected outcome
+                       Self.access(1.485, pasid: "-"),                     // no PASID
+                       Self.access(1.486, pasid: "2"),                     // another PASID
+                       Self.access(1.49, iova: 0xffffa136b800, len: 2048), // ends where the range begins
+                       Self.access(1.50, iova: 0xffffa136b801, len: 2048), // overlaps its first byte
+                       Self.access(1.5584)]                                // the last before the teardown
+        let o = oracle(records, trace: Self.trace(inserting: [Self.unmapped]))
+        let v = try XCTUnwrap(o.violations.first { $0.title == Self.unmappedTitle }, "\(o.violations) \(o.notes)")
+        XCTAssertEqual(o.violations.count, 1, "\(o.violations)")
+        XCTAssertEqual(v.evidence[0], "trace: " + Self.unmapped.trimmingCharacters(in: .whitespaces))
+        XCTAssertTrue(v.evidence[1].hasPrefix("device: t=\(Self.tick(1.46)) slot=0 pasid=1 dir=r iova=0xffffa136c000"), v.evidence[1])
+        XCTAssertTrue(v.evidence[1].contains("us after munmap returned)"), v.evidence[1])
+        XCTAssertTrue(v.evidence[2].hasPrefix("device: t=\(Self.tick(1.5584)) "), v.evidence[2])
+        XCTAssertEqual(v.evidence[3], "device: 3 accesses (10240 bytes) through PASID 1 to [0xffffa136c000, 0xffffa136e000) "
+            + "succeeded between the marker and the address space's teardown")
+        XCTAssertTrue(v.evidence[4].hasPrefix("trace: ") && v.evidence[4].contains("exit_mmap"), v.evidence[4])
+        XCTAssertTrue(v.evidence[5].hasPrefix("clock: "), v.evidence[5])
+        XCTAssertEqual(v.evidence.count, 6)
+    }
+
+    /// None of the accesses are after the marker, in its range, successful, through its PASID.
+    func testAccessesThatAreNotToTheUnmappedPagesAreClean() {
+        let records = [Self.header, Self.access(1.44), Self.access(1.4500005), Self.access(1.47, iova: 0xffffa136e000),
+                       Self.access(1.48, outcome: "fault"), Self.access(1.485, pasid: "-"), Self.access(1.486, pasid: "2"),
+                       Self.access(1.49, iova: 0xffffa136b800, len: 2048)]
+        let o = oracle(records, trace: Self.trace(inserting: [Self.unmapped]))
+        XCTAssertEqual(o.violations, [])
+    }
+
+    /// The process maps the range again (it says so first): from then on the device may
+    /// reach it. A remapping of part of the range ends the whole window; one of another
+    /// PASID or of other addresses ends nothing.
+    func testARemappingEndsTheWindow() throws {
+        let remapping = Self.mark(1.47, "kharness-remapping pid=67 pasid=1 va=0xffffa136d000 len=4096")
+        let others = [Self.mark(1.46, "kharness-remapping pid=68 pasid=2 va=0xffffa136c000 len=8192", pid: 68),
+                      Self.mark(1.465, "kharness-remapping pid=67 pasid=1 va=0xffffa136e000 len=4096")]
+        let trace = Self.trace(inserting: [Self.unmapped] + others + [remapping])
+        XCTAssertEqual(oracle([Self.header, Self.access(1.48), Self.access(1.50, write: true)], trace: trace).violations, [])
+        let o = oracle([Self.header, Self.access(1.468), Self.access(1.48)], trace: trace)
+        let v = try XCTUnwrap(o.violations.first, "\(o.notes)")
+        XCTAssertEqual(v.title, Self.unmappedTitle)
+        XCTAssertTrue(v.evidence.contains { $0.contains("1 accesses (4096 bytes)") && $0.hasSuffix("and the remapping") },
+                      "\(v.evidence)")
+        XCTAssertTrue(v.evidence.contains("trace: " + remapping.trimmingCharacters(in: .whitespaces)), "\(v.evidence)")
+        // An access that may have begun after the remapping marker is not judged.
+        XCTAssertEqual(oracle([Self.header, Self.access(1.4699995)], trace: trace).violations, [])
+    }
+
+    /// After the unbind the PASID is not the process's any more: not this oracle's.
+    func testTheUnbindEndsTheWindow() throws {
+        let unbind = "    kharness-sva-67      [000] .....     1.480000: sva_accel_unbind: pid=67 comm=kharness-sva bind_pid=67 mm=0xffff0000017f8440 pasid=1 by=ioctl"
+        let trace = Self.trace(inserting: [Self.unmapped, unbind])
+        let after = oracle([Self.header, Self.access(1.49), Self.access(1.5597)], trace: trace)
+        XCTAssertFalse(after.violations.contains { $0.title == Self.unmappedTitle }, "\(after.violations)")
+        let o = oracle([Self.header, Self.access(1.46), Self.access(1.49)], trace: trace)
+        let v = try XCTUnwrap(o.violations.first { $0.title == Self.unmappedTitle })
+        XCTAssertTrue(v.evidence.contains { $0.hasPrefix("device: 1 accesses") && $0.hasSuffix("and the unbind") }, "\(v.evidence)")
+        XCTAssertTrue(v.evidence.contains("trace: " + unbind.trimmingCharacters(in: .whitespaces)), "\(v.evidence)")
+        // A second bind of the PASID ends it too (a lost unbind looks the same).
+        let rebind = "    kharness-sva-70      [000] .....     1.455000: sva_accel_bind: pid=70 comm=kharness-sva mm=0xffff000001800000 pasid=1 mode=sva ret=0"
+        XCTAssertEqual(oracle([Self.header, Self.access(1.46)], trace: Self.trace(inserting: [Self.unmapped, rebind])).violations, [])
+    }
+
+    /// A trace cut short (the kernel died, the byte limit) ends every window where it ends:
+    /// the remapping marker after it may be lost while the device's records go on.
+    func testTheTracesEndEndsTheWindow() throws {
+        let cut = Array(Self.trace.prefix(Self.markers.count + 1)) + [Self.unmapped]
+        XCTAssertEqual(oracle([Self.header, Self.access(1.46)], trace: cut).violations, [])
+        let later = cut + [Self.mark(1.47, "kharness-cntvct before=\(Self.tick(1.47))")]
+        let o = oracle([Self.header, Self.access(1.46), Self.access(1.48)], trace: later)
+        let v = try XCTUnwrap(o.violations.first)
+        XCTAssertEqual(o.violations.count, 1)
+        XCTAssertTrue(v.evidence.contains { $0.hasPrefix("device: 1 accesses") && $0.hasSuffix("and the end of the trace") },
+                      "\(v.evidence)")
+    }
+
+    /// Read-only: reads are what the process still allows; a write is the stale entry's damage.
+    func testAWriteToAReadOnlyPageIsAViolation() throws {
+        let readonly = Self.mark(1.45, "kharness-readonly pid=67 pasid=1 va=0xffffa136c000 len=4096")
+        let trace = Self.trace(inserting: [readonly])
+        XCTAssertEqual(oracle([Self.header, Self.access(1.46), Self.access(1.47, write: true, outcome: "fault")],
+                              trace: trace).violations, [])
+        let o = oracle([Self.header, Self.access(1.46), Self.access(1.47, write: true, outcome: "pa=?")], trace: trace)
+        let v = try XCTUnwrap(o.violations.first)
+        XCTAssertEqual(o.violations.count, 1)
+        XCTAssertEqual(v.title, Self.readOnlyTitle)
+        XCTAssertTrue(v.evidence[1].hasPrefix("device: t=\(Self.tick(1.47)) slot=0 pasid=1 dir=w "), v.evidence[1])
+        XCTAssertTrue(v.evidence[1].contains("us after mprotect returned)"), v.evidence[1])
+        XCTAssertTrue(v.evidence.contains { $0.hasPrefix("device: 1 writes (4096 bytes) through PASID 1") }, "\(v.evidence)")
+    }
+
+    /// Each kind of violation files under its own signature, and the numbers are not in it.
+    func testRangeViolationsHaveSignaturesOfTheirOwn() {
+        let titles = [Self.unmappedTitle, Self.readOnlyTitle, Self.unboundTitle,
+                      "device DMA through PASID 1 reached memory after the address space of pid 67 was torn down"]
+        let signatures = titles.map { PasidLifecycleOracle.Violation.signature(title: $0) }
+        XCTAssertEqual(Set(signatures).count, titles.count)
+        XCTAssertEqual(signatures[0], PasidLifecycleOracle.Violation.signature(
+            title: "device DMA through PASID 12 reached a page pid 4321 had unmapped"))
+        XCTAssertEqual(signatures[1], PasidLifecycleOracle.Violation.signature(
+            title: "device DMA through PASID 3 wrote a page pid 99 had made read-only"))
+    }
+
+    func testRangeMarkerGrammar() throws {
+        let m = try XCTUnwrap(RangeMarker.parse(payload: "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=8192"))
+        XCTAssertEqual(m.kind, .unmapped)
+        XCTAssertEqual(m.pid, 67)
+        XCTAssertEqual(m.pasid, 1)
+        XCTAssertEqual(m.va, 0xffffa136c000)
+        XCTAssertEqual(m.end, 0xffffa136e000)
+        XCTAssertEqual(RangeMarker.parse(payload: "kharness-remapping pid=0 pasid=1048575 va=0x0 len=18446744073709551615")?.end,
+                       .max)
+        XCTAssertEqual(RangeMarker.parse(payload: "kharness-readonly pid=4194304 pasid=5 va=0xffffffffffff0000 len=65536")?.kind,
+                       nil, "va+len past 64 bits")
+        for bad in Self.malformedMarkers {
+            XCTAssertNil(RangeMarker.parse(payload: bad), bad)
+            XCTAssertTrue(RangeMarker.isMarker(payload: bad), bad)
+        }
+        XCTAssertFalse(RangeMarker.isMarker(payload: "kharness-cntvct before=1"))
+        XCTAssertFalse(RangeMarker.isMarker(payload: "kharness-unmappedx pid=1"))
+    }
+
+    static let malformedMarkers = [
+        "kharness-unmapped pid=67 pasid=1 va=0xFFFFA136C000 len=8192",     // upper case
+        "kharness-unmapped pid=67 pasid=1 va=0x len=8192",                 // no digits
+        "kharness-unmapped pid=67 pasid=1 va=ffffa136c000 len=8192",       // no 0x
+        "kharness-unmapped pid=67 pasid=1 va=0xffffa136c00g len=8192",     // not hex
+        "kharness-unmapped pid=67 pasid=1 va=0x1ffffffffffffffff len=1",   // past 64 bits
+        "kharness-unmapped pid=67 pasid=1 va=0xffffffffffffffff len=2",    // va+len past 64 bits
+        "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=0",
+        "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=18446744073709551616",
+        "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=-1",
+        "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000",
+        "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=8192 extra=1",
+        "kharness-unmapped pasid=1 pid=67 va=0xffffa136c000 len=8192",
+        "kharness-unmapped pid=67  pasid=1 va=0xffffa136c000 len=8192",
+        "kharness-unmapped pid=67 pasid=0 va=0xffffa136c000 len=8192",
+        "kharness-unmapped pid=67 pasid=1048576 va=0xffffa136c000 len=8192",
+        "kharness-unmapped pid=4194305 pasid=1 va=0xffffa136c000 len=8192",
+        "kharness-unmapped pid= pasid=1 va=0xffffa136c000 len=8192",
+        "kharness-readonly pid=67 pasid=1 va=0xffffa136c000 len=" + String(repeating: "9", count: 200),
+        "kharness-remapping",
+        "kharness-unmapped",
+    ]
+
+    /// Random marker-shaped lines never trap, and none of them parses unless it is well formed.
+    func testRandomMarkersNeverTrap() {
+        var generator = SystemRandomNumberGenerator()
+        let words = ["kharness-unmapped", "kharness-readonly", "kharness-remapping", " ", "  ", "pid=", "pasid=", "va=0x",
+                     "len=", "0", "1", "67", "ffffffffffffffff", "18446744073709551615", "99999999999999999999999", "-",
+                     "\t", "=", "0x", "G", "4096"]
+        var lines: [String] = []
+        for i in 0..<500 {
+            let text = (0..<Int.random(in: 1..<16, using: &generator)).map { _ in words.randomElement(using: &generator)! }.joined()
+            if let m = RangeMarker.parse(payload: text) {
+                XCTAssertLessThan(m.va, m.end, text)
+                XCTAssertTrue(m.pasid > 0 && m.pasid < 1 << 20, text)
+            }
+            lines.append(Self.mark(1.43 + Double(i) * 1e-5, text))
+        }
+        _ = oracle([Self.header, Self.access(1.46), Self.access(1.47, write: true, len: 1)], trace: Self.trace(inserting: lines))
+    }
+
+    /// Markers the guest got wrong are skipped and counted; none opens (or closes) a window.
+    func testMalformedMarkersJudgeNothing() {
+        let lines = Self.malformedMarkers.enumerated().map { Self.mark(1.45 + Double($0.offset) * 1e-5, $0.element) }
+        let o = oracle([Self.header, Self.access(1.50, write: true)], trace: Self.trace(inserting: lines))
+        XCTAssertEqual(o.violations, [])
+        XCTAssertTrue(o.notes.contains("device records: \(lines.count) malformed kharness-unmapped/readonly/remapping markers skipped"),
+                      "\(o.notes)")
+    }
+
+    /// Past 4096, markers are dropped: opening ones are not judged, and the dropped
+    /// remapping markers cut every window where they begin (a dropped end must not
+    /// make a window longer than the guest said).
+    func testAbsurdlyManyMarkersAreCapped() {
+        var lines = (0..<5000).map { Self.mark(1.43 + Double($0) * 1e-6, "kharness-unmapped pid=67 pasid=1 va=0x\(String(0x10000 + $0 * 0x1000, radix: 16)) len=4096") }
+        lines.append(Self.unmapped)
+        lines.append(Self.mark(1.451, "kharness-readonly pid=67 pasid=1 va=0xffffa136c000 len=4096"))
+        let dropped = oracle([Self.header, Self.access(1.46, write: true)], trace: Self.trace(inserting: lines))
+        XCTAssertEqual(dropped.violations, [], "the markers past the cap are not judged")
+        XCTAssertTrue(dropped.notes.contains("device records: 906 unmapped/read-only markers past the first 4096 not judged"),
+                      "\(dropped.notes)")
+
+        let remaps = (0..<4096).map { Self.mark(1.44 + Double($0) * 1e-6, "kharness-remapping pid=67 pasid=1 va=0x\(String(0x10000 + $0 * 0x1000, radix: 16)) len=4096") }
+            + [Self.mark(1.47, "kharness-remapping pid=67 pasid=2 va=0x1000 len=4096")]
+        let cut = oracle([Self.header, Self.access(1.46), Self.access(1.48)], trace: Self.trace(inserting: remaps + [Self.unmapped]))
+        XCTAssertEqual(cut.violations.count, 1)
+        XCTAssertTrue(cut.violations[0].evidence.contains { $0.hasPrefix("device: 1 accesses") && $0.hasSuffix("the dropped remapping markers") },
+                      "\(cut.violations[0].evidence)")
+        XCTAssertTrue(cut.notes.contains { $0.contains("window is judged past 1.470000") }, "\(cut.notes)")
+    }
+
+    /// 4096 windows, each closed by a remapping 20 us later, over 200,000 records every
+    /// 0.6 us: only the ten windows with an access to their own page are violations.
+    func testManyMarkersOverAFloodOfRecords() {
+        let markers = 4096, records = 200_000
+        let start = 1.42, markerStep = 30e-6, recordStep = 0.6e-6
+        func va(_ k: Int) -> UInt64 { 0x7f00_0000_0000 + UInt64(k) * 0x2000 }
+        var trace: [String] = []
+        for k in 0..<markers {
+            let ts = start + Double(k) * markerStep
+            trace.append(Self.mark(ts, "kharness-unmapped pid=67 pasid=1 va=0x\(String(va(k), radix: 16)) len=4096"))
+            trace.append(Self.mark(ts + 20e-6, "kharness-remapping pid=67 pasid=1 va=0x\(String(va(k), radix: 16)) len=4096"))
+        }
+        let planted = Set((0..<10).map { $0 * 400 + 7 })
+        // The record 10 us into each planted window goes to its page; one 25 us in (after
+        // the remapping) goes to the page of every window.
+        var hits: [Int: UInt64] = [:]
+        for k in 0..<markers {
+            let ts = start + Double(k) * markerStep
+            if planted.contains(k) { hits[Int(((ts + 10e-6 - start) / recordStep).rounded())] = va(k) }
+            hits[Int(((ts + 25e-6 - start) / recordStep).rounded())] = va(k)
+        }
+        var text = Self.header + "\n"
+        text.reserveCapacity(records * 90)
+        for j in 0..<records {
+            text += Self.access(start + Double(j) * recordStep, iova: hits[j] ?? 0x1000_0000, write: j % 2 == 0) + "\n"
+        }
+        let log = DeviceLog.parse(Array(text.utf8))
+        XCTAssertEqual(log.records.count, records)
+        let full = Self.trace(inserting: trace)
+        let o = DeviceOracle(log: log, traceLines: full, events: full.compactMap { TraceEvent.parse($0) })
+        XCTAssertEqual(o.violations.count, 10, "\(o.violations.prefix(3)) \(o.notes)")
+        XCTAssertTrue(o.violations.allSatisfy { $0.title == Self.unmappedTitle })
+        XCTAssertFalse(o.notes.contains { $0.contains("record looks spent") }, "\(o.notes)")
+
+        // No remapping, and pages next to those accessed: every window runs to the teardown
+        // and has nothing, 4096 windows of ~100,000 records. The look budget stops it.
+        let open = Self.trace(inserting: (0..<markers).map { k in
+            Self.mark(start + Double(k) * markerStep,
+                      "kharness-unmapped pid=67 pasid=1 va=0x\(String(va(k) + 0x1000, radix: 16)) len=4096")
+        })
+        let capped = DeviceOracle(log: log, traceLines: open, events: open.compactMap { TraceEvent.parse($0) })
+        XCTAssertEqual(capped.violations, [])
+        XCTAssertTrue(capped.notes.contains { $0.contains("record looks spent") }, "\(capped.notes)")
+    }
 }
