@@ -39,10 +39,11 @@ final class BisectEndToEndTests: XCTestCase {
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func bisect(bad: String, policy: BisectPolicy = BisectPolicy(), checkRevert: Bool = false) async throws -> BisectReport {
+    private func bisect(bad: String, scenario: String = "exit-no-unbind", policy: BisectPolicy = BisectPolicy(),
+                        checkRevert: Bool = false) async throws -> BisectReport {
         let parameters = try await BisectParameters.resolve(
             tree: try await Self.fixture.value, good: "v6.12-debian", bad: bad, series: nil, workload: "sva",
-            scenarios: ["exit-no-unbind"], machine: "sva", configFragments: ["smmuv3", "trace", "modules"],
+            scenarios: [scenario], machine: "sva", configFragments: ["smmuv3", "trace", "modules"],
             signature: nil, policy: policy, checkRevert: checkRevert)
         let runner = HarnessStepRunner(parameters: parameters,
                                        template: HarnessStepRunner.request(for: parameters, resultsRoot: scratch + "/results"))
@@ -99,5 +100,19 @@ final class BisectEndToEndTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(step.clean, 2, "\(step.subject): \(step.note)")
         }
         XCTAssertGreaterThanOrEqual(report.reproduction.runs, 4)
+    }
+
+    /// A device-side bug: the kernel's bookkeeping is intact and the workload's own checks
+    /// are not what names it; the device oracle's title is what the bisect hunts, and the
+    /// commit it names is the planted one.
+    func testNamesThePlantedDeviceSideBug() async throws {
+        let report = try await bisect(bad: "device", scenario: "munmap-inflight-dma")
+        let planted = try await commit("device~3")
+        XCTAssertEqual(report.firstBad, planted)
+        XCTAssertEqual(report.hunted, "device DMA through PASID # reached a page pid # had unmapped")
+        let subject = try XCTUnwrap(report.subject)
+        XCTAssertTrue(subject.hasPrefix("kharness: plant a stale SMMU TLB after munmap"), subject)
+        XCTAssertEqual(report.rangeSize, 8)
+        XCTAssertTrue(report.steps.allSatisfy { $0.verdict != .skip })
     }
 }

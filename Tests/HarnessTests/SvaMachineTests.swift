@@ -229,4 +229,28 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertTrue(violation.evidence.contains { $0.hasPrefix("device: t=") && $0.contains(" pa=0x") }, "\(violation.evidence)")
         XCTAssertTrue(planted.scenarios.allSatisfy { $0.status == .pass }, "the workload itself sees nothing wrong")
     }
+
+    /// The SVA notifier skips the SMMU's TLB invalidation (coherent walks taken for TLB
+    /// coherence): the device keeps streaming from pages the process unmapped and into
+    /// pages it made read-only. The device oracle names it, ahead of the workload's own
+    /// check, with the marker and the records as evidence; the clean kernel's streams fault
+    /// as soon as munmap and mprotect return.
+    func testPlantedStaleTlbFailsWithTheUnmappedPageTitle() async throws {
+        let clean = try await svaRun(scenarios: ["munmap-inflight-dma"])
+        XCTAssertEqual(clean.status, .pass, clean.reason)
+        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
+        let planted = try await svaRun(series: Self.repositoryRoot + "/guest/patches/stale-iotlb-6.12.patch",
+                                       scenarios: ["munmap-inflight-dma"])
+        XCTAssertEqual(planted.status, .fail, planted.reason)
+        XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ") && planted.reason.hasSuffix(" had unmapped"),
+                      planted.reason)
+        let titles = planted.lifecycleViolations.map(\.title)
+        XCTAssertTrue(titles.contains { $0.hasSuffix(" had made read-only") }, "\(titles)")
+        let violation = try XCTUnwrap(planted.lifecycleViolations.first)
+        XCTAssertTrue(violation.evidence.contains { $0.contains("kharness-unmapped pid=") }, "\(violation.evidence)")
+        XCTAssertTrue(violation.evidence.contains { $0.hasPrefix("device: t=") && $0.contains(" pa=0x") }, "\(violation.evidence)")
+        // The workload saw it too (its stream was still running when collected); the
+        // oracle's title is the verdict and the scenario's reason stays as evidence.
+        XCTAssertTrue(planted.scenarios.contains { $0.status == .fail }, "\(planted.scenarios.map { "\($0.name) \($0.status)" })")
+    }
 }

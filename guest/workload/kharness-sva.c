@@ -1046,19 +1046,35 @@ static int make_read_only(void *va, size_t len)
 	return mprotect(va, len, PROT_READ);
 }
 
+static int zap_range(void *va, size_t len)
+{
+	return madvise(va, len, MADV_DONTNEED);
+}
+
+/* Where move_range() puts the range: reserved by the caller. */
+static void *move_target;
+
+static int move_range(void *va, size_t len)
+{
+	return mremap(va, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+		      move_target) == MAP_FAILED ? -1 : 0;
+}
+
 /*
- * The device streams from (and to) a buffer while the process unmaps it
- * (and makes another read-only): the mm notifier's invalidation must
- * reach the SMMU's TLB before munmap() and mprotect() return. A kernel
- * that skips or narrows it leaves the device reading freed pages and
- * writing read-only ones through stale entries. Unpinned pages, so the
- * munmap really frees them; SVA mode only (DMA-API mode pins every job).
+ * The device streams from (and to) buffers while the process takes them
+ * away: munmap(), madvise(MADV_DONTNEED) (the pages are zapped, the range
+ * stays), mremap() to another address, and mprotect(PROT_READ) under a
+ * streaming write. The mm notifier's invalidation must reach the SMMU's
+ * TLB before each call returns. A kernel that skips or narrows it leaves
+ * the device reading freed pages and writing read-only ones through stale
+ * entries. Unpinned pages, so the calls really free them; SVA mode only
+ * (DMA-API mode pins every job).
  */
 static void scenario_munmap_inflight_dma(void)
 {
 	const size_t len = 4 * page_size;
 	unsigned int pasid;
-	uint8_t *x, *y;
+	uint8_t *x, *y, *z, *w;
 	int fd;
 
 	if (!sva_mode()) {
@@ -1074,17 +1090,32 @@ static void scenario_munmap_inflight_dma(void)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	y = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (x == MAP_FAILED || y == MAP_FAILED) {
+	z = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	w = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (x == MAP_FAILED || y == MAP_FAILED || z == MAP_FAILED ||
+	    w == MAP_FAILED) {
 		fail("mmap: %s", strerror(errno));
 		goto out;
 	}
 	memset(x, 0x77, len);
 	memset(y, 0x11, len);
+	memset(z, 0x33, len);
+	memset(w, 0x44, len);
+	/* mremap() moves w's first half onto its (never touched) second. */
+	move_target = w + len;
 	evidence("note pid=%d pasid=%d streams over x=0x%lx y=0x%lx len=%zu",
 		 getpid(), pasid_int(pasid), (unsigned long)x,
 		 (unsigned long)y, len);
 	stream_across(fd, pasid, job_checksum(x, len), SVA_ACCEL_ST_FAULT_READ,
 		      "streaming read across munmap", unmap_range, x, len,
+		      "unmapped");
+	stream_across(fd, pasid, job_checksum(z, len), SVA_ACCEL_ST_FAULT_READ,
+		      "streaming read across madvise(MADV_DONTNEED)", zap_range,
+		      z, len, "unmapped");
+	stream_across(fd, pasid, job_checksum(w, len), SVA_ACCEL_ST_FAULT_READ,
+		      "streaming read across mremap", move_range, w, len,
 		      "unmapped");
 	stream_across(fd, pasid, job_fill(y, len, 0x2222222222222222ULL),
 		      SVA_ACCEL_ST_FAULT_WRITE,
@@ -1096,7 +1127,7 @@ static void scenario_munmap_inflight_dma(void)
 			break;
 		}
 	}
-	pass_note("a streaming read faulted once munmap returned, a streaming write once mprotect returned");
+	pass_note("streaming reads faulted once munmap, madvise(DONTNEED) and mremap returned, a streaming write once mprotect returned");
 out:
 	close(fd);
 }
