@@ -1141,7 +1141,8 @@ static void bind_submit_hang(void *arg)
 	struct killed_arg *ka = arg;
 	enum { JOBS = 8 };
 	const size_t len = 4 << 20;
-	struct sva_accel_job jobs[JOBS];
+	/* And a repeating read, in flight whenever the kill comes. */
+	struct sva_accel_job jobs[JOBS + 1];
 	unsigned int pasid, i;
 	uint8_t *src, *dst;
 	int fd, ret;
@@ -1161,13 +1162,15 @@ static void bind_submit_hang(void *arg)
 	memset(dst, 0, JOBS * len);
 	for (i = 0; i < JOBS; i++)
 		jobs[i] = job_copy(src + i * len, dst + i * len, len);
-	ret = dev_submit(fd, jobs, JOBS, SVA_ACCEL_SUBMIT_ASYNC);
+	jobs[JOBS] = job_checksum(src, 16 << 10);
+	jobs[JOBS].flags |= SVA_ACCEL_JOB_REPEAT;
+	ret = dev_submit(fd, jobs, JOBS + 1, SVA_ACCEL_SUBMIT_ASYNC);
 	if (ret) {
 		fail("async submit: %s", strerror(-ret));
 		goto out;
 	}
-	evidence("note pid=%d pasid=%d submitted=%d bytes_each=%zu", getpid(),
-		 pasid_int(pasid), JOBS, len);
+	evidence("note pid=%d pasid=%d submitted=%d bytes_each=%zu and a repeating read",
+		 getpid(), pasid_int(pasid), JOBS, len);
 out:
 	gate_open(&ka->submitted, 1);
 	for (;;)
@@ -1794,12 +1797,32 @@ static void exec_binder(void *arg)
 {
 	int *report = arg;
 	char fd_arg[16], pasid_arg[16], report_arg[16];
+	struct sva_accel_job job;
 	unsigned int pasid;
-	int fd = dev_open();
+	uint8_t *stream;
+	int fd = dev_open(), ret;
 
 	if (fd < 0 || dev_bind(fd, &pasid, 0, false))
 		return;
 	work_and_verify(fd, pasid, 1, "before-exec");
+	/*
+	 * A repeating read runs across the exec: the old mm's teardown must
+	 * stop it (the new image collects it and expects a fault).
+	 */
+	stream = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stream == MAP_FAILED) {
+		fail("mmap: %s", strerror(errno));
+		return;
+	}
+	memset(stream, 0x66, 4 * page_size);
+	job = job_checksum(stream, 4 * page_size);
+	job.flags |= SVA_ACCEL_JOB_REPEAT;
+	ret = dev_submit(fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
+	if (ret) {
+		fail("async submit of the stream: %s", strerror(-ret));
+		return;
+	}
 	snprintf(fd_arg, sizeof(fd_arg), "%d", fd);
 	snprintf(pasid_arg, sizeof(pasid_arg), "%u", pasid);
 	snprintf(report_arg, sizeof(report_arg), "%d", report[1]);
@@ -1815,6 +1838,7 @@ static int exec_stage(char **argv)
 {
 	int fd = atoi(argv[1]), report = atoi(argv[3]), nfd;
 	unsigned int old = strtoul(argv[2], NULL, 10), pasid = NO_PASID;
+	struct sva_accel_job stream;
 	struct sva_accel_info info;
 	struct board local = { 0 };
 
@@ -1834,6 +1858,16 @@ static int exec_stage(char **argv)
 			     pasid_int(old));
 		if (info.bind_mm == info.caller_mm)
 			fail("after exec the file is bound to the new mm");
+	}
+	/* The stream the old image left running stopped when its mm went. */
+	if (dev_wait(fd, &stream, 1) != 1) {
+		fail("after exec: the stream started before it was not there to collect");
+	} else {
+		job_evidence(&stream, "fault-read");
+		if (stream.status != SVA_ACCEL_ST_FAULT_READ)
+			fail("after exec: the old image's stream ended %s after %llu bytes, expected fault-read",
+			     status_name(stream.status),
+			     (unsigned long long)stream.result);
 	}
 	stale_jobs(fd, "after-exec");
 	nfd = dev_open();
