@@ -654,6 +654,7 @@ static int sva_accel_release(struct inode *inode, struct file *file)
 static int sva_accel_ioctl_info(struct sva_accel_ctx *ctx, void __user *arg)
 {
 	struct sva_accel_dev *adev = ctx->adev;
+	struct sva_accel_work *work;
 	struct sva_accel_info info = {
 		.abi_version = SVA_ACCEL_ABI_VERSION,
 		.mode = adev->mode,
@@ -668,6 +669,10 @@ static int sva_accel_ioctl_info(struct sva_accel_ctx *ctx, void __user *arg)
 		.bind_mm = (unsigned long)ctx->mm,
 		.caller_mm = (unsigned long)current->mm,
 	};
+
+	list_for_each_entry(work, &ctx->inflight, node)
+		if (!work->started || sva_accel_work_done(adev, work))
+			info.finished++;
 
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }

@@ -84,6 +84,9 @@ struct sva_accel_info {
 	__u32 inflight;		/* this file's jobs not yet collected */
 	__u64 bind_mm;		/* kernel address of the bound mm (trace key) */
 	__u64 caller_mm;	/* kernel address of the caller's mm */
+	__u32 finished;		/* of those, already completed (a repeating
+				 * job only by a fault): polled, not waited */
+	__u32 reserved;
 };
 
 struct sva_accel_bind {

@@ -443,6 +443,26 @@ static int dev_submit(int fd, struct sva_accel_job *jobs, unsigned int count,
 	return 0;
 }
 
+/*
+ * Polls until one of the file's jobs has completed by itself (a repeating
+ * job: faulted), for at most @ms milliseconds; true if one did. The
+ * device model runs in QEMU's main loop, which a busy guest can hold off
+ * for milliseconds: a check that expects a fault gives it this long
+ * rather than a fixed sleep.
+ */
+static bool wait_finished(int fd, unsigned int ms)
+{
+	struct sva_accel_info info;
+	unsigned int i;
+
+	for (i = 0; i <= ms; i++) {
+		if (!dev_info(fd, &info) && info.finished)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 /* Collects up to @count finished jobs; returns how many, or -errno. */
 static int dev_wait(int fd, struct sva_accel_job *jobs, unsigned int count)
 {
@@ -459,9 +479,10 @@ static int dev_wait(int fd, struct sva_accel_job *jobs, unsigned int count)
 /*
  * A line in the kernel's trace (the trace_marker file), where the host
  * orders it against the device's records: the oracles read the markers
- * kharness-unmapped, kharness-readonly (written after munmap() or
- * mprotect() returned) and kharness-remapping (written before the range
- * is mapped or made writable again). Nothing happens without a trace.
+ * kharness-unmapping (written before munmap(), madvise(), mremap() or
+ * mprotect() takes pages away), kharness-unmapped, kharness-readonly
+ * (after the call returned) and kharness-remapping (before the range is
+ * mapped or made writable again). Nothing happens without a trace.
  */
 static void trace_mark(const char *fmt, ...)
 {
@@ -1017,13 +1038,14 @@ static void stream_across(int fd, unsigned int pasid, struct sva_accel_job job,
 	}
 	/* Passes are 20 us apart: the SMMU's TLB holds every page by now. */
 	usleep(2000);
+	mark_range("unmapping", pasid, va, len);
 	if (change(va, len)) {
 		fail("%s: %s", what, strerror(errno));
 		dev_wait(fd, &done, 1);
 		return;
 	}
 	mark_range(mark, pasid, va, len);
-	usleep(5000);
+	wait_finished(fd, 500);
 	n = dev_wait(fd, &done, 1);
 	if (n != 1) {
 		fail("%s: wait: %s", what, n < 0 ? strerror(-n) : "no job");
@@ -1130,6 +1152,185 @@ static void scenario_munmap_inflight_dma(void)
 	pass_note("streaming reads faulted once munmap, madvise(DONTNEED) and mremap returned, a streaming write once mprotect returned");
 out:
 	close(fd);
+}
+
+/*
+ * The parent binds, starts a repeating read and forks; the child keeps the
+ * file and the parent exits. The parent's address space is torn down while
+ * the binding lives on in the child's file, so nothing but the mm release
+ * notifier stops the device: the child waits until the read has faulted
+ * (or half a second has passed), then collects it, and only then does the
+ * file's release unbind. Unlike exit-inflight-dma the window between the
+ * release and the unbind is as long as the check needs, on every run.
+ */
+struct parent_arg {
+	struct gate done;
+	int fd;
+};
+
+static void holder_after_parent(void *arg)
+{
+	struct parent_arg *pa = arg;
+	pid_t parent = getppid();
+	unsigned int want = sva_mode() ? SVA_ACCEL_ST_FAULT_READ :
+					 SVA_ACCEL_ST_ABORTED;
+	struct sva_accel_job done;
+	int i, n;
+
+	for (i = 0; i < 2000 && getppid() == parent; i++)
+		usleep(1000);
+	if (getppid() == parent) {
+		fail("the parent (pid %d) that bound did not exit", parent);
+		goto out;
+	}
+	/* DMA-API mode: pinned pages stay valid until the driver stops it. */
+	if (sva_mode())
+		wait_finished(pa->fd, 500);
+	n = dev_wait(pa->fd, &done, 1);
+	if (n != 1) {
+		fail("wait for the parent's stream: %s", n < 0 ? strerror(-n) : "no job");
+		goto out;
+	}
+	job_evidence(&done, status_name(want));
+	if (done.status != want)
+		fail("the exited parent's repeating read ended %s after %llu bytes, expected %s",
+		     status_name(done.status), (unsigned long long)done.result,
+		     status_name(want));
+out:
+	close(pa->fd);
+	evidence("unbind pid=%d how=holder-close", getpid());
+	gate_open(&pa->done, 1);
+}
+
+static void bind_stream_fork_exit(void *arg)
+{
+	struct parent_arg *pa = arg;
+	const size_t len = 16 << 10;
+	struct sva_accel_job job;
+	unsigned int pasid;
+	uint8_t *buf;
+	int ret;
+
+	pa->fd = dev_open();
+	if (pa->fd < 0 || dev_bind(pa->fd, &pasid, 0, false))
+		return;
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		fail("mmap: %s", strerror(errno));
+		return;
+	}
+	memset(buf, 0x3d, len);
+	job = job_checksum(buf, len);
+	job.flags |= SVA_ACCEL_JOB_REPEAT;
+	ret = dev_submit(pa->fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
+	if (ret) {
+		fail("async submit: %s", strerror(-ret));
+		return;
+	}
+	evidence("note pid=%d pasid=%d repeating read, the child keeps the file",
+		 getpid(), pasid_int(pasid));
+	spawn(holder_after_parent, pa);
+}
+
+static void scenario_exit_parent_inflight_dma(void)
+{
+	struct parent_arg pa = { .fd = -1 };
+	pid_t parent;
+	int status;
+
+	gate_init(&pa.done);
+	parent = spawn(bind_stream_fork_exit, &pa);
+	close(pa.done.fd[1]);
+	reap_ok(parent, "parent");
+	if (!gate_pass(&pa.done))
+		fail("the holder of the file ended without collecting the stream");
+	close(pa.done.fd[0]);
+	/* The holder was reparented to this scenario's process. */
+	while (waitpid(-1, &status, 0) > 0 || errno == EINTR)
+		;
+	pass_note("pid %d exited with a repeating read on PASID %d; it faulted before its child released the file",
+		  parent, pasid_int(pasid_of(parent)));
+}
+
+/*
+ * One process opens the device twice and binds both files: one address
+ * space, one PASID, two bindings (the IOMMU core counts them on one
+ * handle). A repeating read runs on the second while the first unbinds:
+ * the PASID must keep translating for the binding that is left, so the
+ * read is still running when it is stopped. A core that tears down the
+ * PASID's attachment on the first unbind leaves the second binding live
+ * with its context descriptor gone; only the device sees that.
+ */
+static void scenario_unbind_one_of_two(void)
+{
+	const size_t len = 4 * page_size;
+	struct sva_accel_job job, done;
+	unsigned int first, second;
+	uint8_t *buf;
+	int a, b, ret, n;
+
+	a = dev_open();
+	b = dev_open();
+	if (a < 0 || b < 0)
+		goto out;
+	if (dev_bind(a, &first, 0, false) || dev_bind(b, &second, 0, false))
+		goto out;
+	if (first != second) {
+		fail("two binds of one address space got PASIDs %d and %d",
+		     pasid_int(first), pasid_int(second));
+		goto out;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		fail("mmap: %s", strerror(errno));
+		goto out;
+	}
+	memset(buf, 0x5c, len);
+	job = job_checksum(buf, len);
+	job.flags |= SVA_ACCEL_JOB_REPEAT;
+	ret = dev_submit(b, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
+	if (ret) {
+		fail("async submit: %s", strerror(-ret));
+		goto out;
+	}
+	usleep(2000);
+	if (ioctl(a, SVA_ACCEL_IOCTL_UNBIND) < 0)
+		fail("unbind of the first file: %s", strerror(errno));
+	evidence("unbind pid=%d pasid=%d how=ioctl first-of-two", getpid(),
+		 pasid_int(first));
+	usleep(5000);
+	n = dev_wait(b, &done, 1);
+	if (n != 1) {
+		fail("wait on the second file: %s", n < 0 ? strerror(-n) : "no job");
+		goto out;
+	}
+	job_evidence(&done, "aborted");
+	if (done.status != SVA_ACCEL_ST_ABORTED)
+		fail("the second binding's repeating read ended %s after %llu bytes once the first binding of PASID %d was gone",
+		     status_name(done.status), (unsigned long long)done.result,
+		     pasid_int(first));
+	/*
+	 * The same pages once more, whatever the stream saw (the device
+	 * model may not have run between the unbind and the wait).
+	 */
+	job = job_checksum(buf, len);
+	ret = dev_submit(b, &job, 1, 0);
+	job_evidence(&job, "done");
+	if (ret || job.status != SVA_ACCEL_ST_DONE || job.result != fnv1a(buf, len))
+		fail("checksum on the second binding after the first unbound: %s, status %s",
+		     ret ? strerror(-ret) : "ok", status_name(job.status));
+	else if (work_and_verify(b, second, 1, "second-binding"))
+		fail("the second binding's jobs went wrong after the first unbound");
+	else
+		pass_note("PASID %d kept translating for the second binding after the first unbound",
+			  pasid_int(first));
+out:
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
 }
 
 struct killed_arg {
@@ -1738,6 +1939,7 @@ static void scenario_munmap_dma(void)
 		fail("warm-up fill: %s, status %s",
 		     ret ? strerror(-ret) : "ok", status_name(job.status));
 
+	mark_range("unmapping", pasid, x, len);
 	if (munmap(x, len)) {
 		fail("munmap: %s", strerror(errno));
 		goto out;
@@ -1771,6 +1973,7 @@ static void scenario_munmap_dma(void)
 		     (unsigned long long)fnv1a(x, len));
 
 	/* Read-only now: a writable IOTLB entry must not survive. */
+	mark_range("unmapping", pasid, y, len);
 	if (mprotect(y, len, PROT_READ)) {
 		fail("mprotect: %s", strerror(errno));
 		goto out;
@@ -1837,7 +2040,7 @@ static void exec_binder(void *arg)
 static int exec_stage(char **argv)
 {
 	int fd = atoi(argv[1]), report = atoi(argv[3]), nfd;
-	unsigned int old = strtoul(argv[2], NULL, 10), pasid = NO_PASID;
+	unsigned int old = strtoul(argv[2], NULL, 10), pasid = NO_PASID, want;
 	struct sva_accel_job stream;
 	struct sva_accel_info info;
 	struct board local = { 0 };
@@ -1859,15 +2062,22 @@ static int exec_stage(char **argv)
 		if (info.bind_mm == info.caller_mm)
 			fail("after exec the file is bound to the new mm");
 	}
-	/* The stream the old image left running stopped when its mm went. */
+	/*
+	 * The stream the old image left running stopped when its mm went
+	 * (in DMA-API mode its pinned pages stay valid until it is stopped).
+	 */
+	want = sva_mode() ? SVA_ACCEL_ST_FAULT_READ : SVA_ACCEL_ST_ABORTED;
+	if (sva_mode())
+		wait_finished(fd, 500);
 	if (dev_wait(fd, &stream, 1) != 1) {
 		fail("after exec: the stream started before it was not there to collect");
 	} else {
-		job_evidence(&stream, "fault-read");
-		if (stream.status != SVA_ACCEL_ST_FAULT_READ)
-			fail("after exec: the old image's stream ended %s after %llu bytes, expected fault-read",
+		job_evidence(&stream, status_name(want));
+		if (stream.status != want)
+			fail("after exec: the old image's stream ended %s after %llu bytes, expected %s",
 			     status_name(stream.status),
-			     (unsigned long long)stream.result);
+			     (unsigned long long)stream.result,
+			     status_name(want));
 	}
 	stale_jobs(fd, "after-exec");
 	nfd = dev_open();
@@ -1937,6 +2147,8 @@ static const struct scenario scenarios[] = {
 	{ "fd-leak", scenario_fd_leak },
 	{ "exit-inflight-dma", scenario_exit_inflight_dma },
 	{ "munmap-inflight-dma", scenario_munmap_inflight_dma },
+	{ "exit-parent-inflight-dma", scenario_exit_parent_inflight_dma },
+	{ "unbind-one-of-two", scenario_unbind_one_of_two },
 };
 
 /* ---------------------------------------------------------------- runner */
