@@ -68,7 +68,7 @@ final class SvaMachineTests: XCTestCase {
         let names = result.scenarios.map(\.name)
         for expected in ["baseline", "exit-no-unbind", "sigkill-inflight", "fork-before-bind", "fork-after-bind-use",
                          "fork-after-bind-hold", "nginx", "pasid-reuse", "threads", "munmap-dma", "exec-after-bind", "fd-leak", "exit-inflight-dma",
-                         "munmap-inflight-dma"] {
+                         "munmap-inflight-dma", "exit-parent-inflight-dma", "unbind-one-of-two"] {
             XCTAssertTrue(names.contains(expected), "scenario \(expected) missing from \(names)")
         }
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
@@ -116,7 +116,7 @@ final class SvaMachineTests: XCTestCase {
     func testEveryScenarioPassesWithKasan() async throws {
         let result = try await svaRun(kasan: true)
         XCTAssertEqual(result.status, .pass, result.reason)
-        XCTAssertEqual(result.scenarios.count, 14)
+        XCTAssertEqual(result.scenarios.count, 16)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("KernelAddressSanitizer initialized"), "the kernel has no KASAN")
@@ -150,7 +150,7 @@ final class SvaMachineTests: XCTestCase {
         let release = try await KernelSources.release(tree: tree, revision: build.builtCommit,
                                                       fragments: build.configFragments)
         XCTAssertEqual(clean.kernelRelease, release)
-        XCTAssertEqual(clean.scenarios.count, 14)
+        XCTAssertEqual(clean.scenarios.count, 16)
         XCTAssertTrue(clean.scenarios.allSatisfy { $0.status == .pass }, "\(clean.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(clean.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
@@ -183,7 +183,7 @@ final class SvaMachineTests: XCTestCase {
     func testPlantedPasidLeakFails() async throws {
         let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-leak-6.12.patch")
         XCTAssertEqual(result.status, .fail, result.reason)
-        XCTAssertEqual(result.scenarios.count, 14)
+        XCTAssertEqual(result.scenarios.count, 16)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains("never freed after every holder was gone"),
                       result.reason)
