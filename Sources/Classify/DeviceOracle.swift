@@ -58,8 +58,9 @@ public struct CounterClock: Sendable, Equatable {
 }
 
 /// Joins the device's records with the kernel's trace: the device-side
-/// oracles of issue 12, each a successful DMA at a time the kernel had
-/// promised the device could not reach the memory:
+/// oracles of issue 12, the first three a successful DMA at a time the kernel
+/// had promised the device could not reach the memory, the fourth a DMA that
+/// faulted where the kernel had promised it would reach it:
 /// - the 2022 bug's own damage: a DMA through a PASID that succeeded after
 ///   its address space was torn down and before the binding was released.
 ///   "Torn down" is the return of `__mmu_notifier_release()` in the task that
@@ -75,6 +76,13 @@ public struct CounterClock: Sendable, Equatable {
 ///   must have reached the SMMU before the syscall returned; a kernel that
 ///   skips it leaves the device reaching the old page. The workload says
 ///   what it unmapped with trace markers (see `RangeMarker`).
+/// - a live binding's damage: a DMA through a PASID that faulted on a page
+///   the device had reached through the same binding before, while the
+///   binding was live, its address space not torn down, the process had not
+///   touched the page (no range marker) and, for a write, had not forked
+///   since: the PASID's context descriptor was cleared or replaced under the
+///   binding (judged only in a whole trace: a lost unbind or `exit_mmap`
+///   would make a dead binding look live).
 ///
 /// Every order is on the shared clock (`CounterClock`) and only an access
 /// whose whole interval is on one side counts.
@@ -110,8 +118,10 @@ public struct DeviceOracle: Sendable {
         judgeDmaToUnmappedPages(log: log, traceLines: traceLines, events: events, clock: clock)
         if traceComplete {
             judgeDmaWithoutBinding(log: log, events: events, clock: clock)
+            judgeFaultsWhileBound(log: log, traceLines: traceLines, events: events, clock: clock)
         } else {
-            notes.append("device records: the trace is not whole, so DMA outside every binding is not judged")
+            notes.append("device records: the trace is not whole, so DMA outside every binding "
+                + "and faults while a binding was live are not judged")
         }
     }
 
@@ -263,10 +273,13 @@ public struct DeviceOracle: Sendable {
 ///     kharness-unmapped pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
 ///     kharness-readonly pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
 ///     kharness-remapping pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
+///     kharness-unmapping pid=<dec> pasid=<dec> va=0x<hex> len=<dec>
 ///
 /// `unmapped` is written after `munmap()` of [va, va+len) returned, `readonly`
 /// after `mprotect(PROT_READ)` of it returned, `remapping` before the process
-/// maps anything there again (or makes it writable). The payload is exactly
+/// maps anything there again (or makes it writable), `unmapping` before it
+/// calls `munmap()`, `madvise()`, `mremap()` or `mprotect()` on the range (so
+/// a fault from then on is its own doing). The payload is exactly
 /// these five words, single spaces, in this order (trailing whitespace aside):
 /// decimal numbers without sign, `va` as `0x` and 1 to 16 lower-case hex
 /// digits, `pid` at most 4194304 (PID_MAX_LIMIT), `pasid` 1 to 2^20-1, `len`
@@ -277,6 +290,7 @@ struct RangeMarker: Sendable, Equatable {
         case unmapped = "kharness-unmapped"
         case readonly = "kharness-readonly"
         case remapping = "kharness-remapping"
+        case unmapping = "kharness-unmapping"
     }
 
     var kind: Kind
@@ -292,7 +306,7 @@ struct RangeMarker: Sendable, Equatable {
     static let maxPid: UInt64 = 4_194_304
 
     /// The marker in a `tracing_mark_write` payload; nil when it is not one of
-    /// the three, or is malformed (`isMarker` tells the two apart).
+    /// the four, or is malformed (`isMarker` tells the two apart).
     static func parse(payload: some StringProtocol) -> (kind: Kind, pid: Int, pasid: Int, va: UInt64, end: UInt64)? {
         guard payload.utf8.count <= 160 else { return nil }
         let words = Array(payload.utf8).split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
@@ -307,7 +321,7 @@ struct RangeMarker: Sendable, Equatable {
         return (kind, Int(pid), Int(pasid), va, end)
     }
 
-    /// The payload names one of the three markers (well formed or not).
+    /// The payload names one of the four markers (well formed or not).
     static func isMarker(payload: some StringProtocol) -> Bool {
         Kind.allCases.contains { payload.hasPrefix($0.rawValue + " ") || payload == $0.rawValue }
     }
@@ -376,6 +390,9 @@ extension DeviceOracle {
             let payload = record.payload.trimmingCharacters(in: .whitespaces)
             guard RangeMarker.isMarker(payload: payload) else { continue }
             guard let m = RangeMarker.parse(payload: payload) else { malformed += 1; continue }
+            // Written before the call: the range is still mapped; it neither opens nor closes
+            // a window here (the live-binding fault oracle reads it).
+            if m.kind == .unmapping { continue }
             // One record on two channels (the port and the console) is one marker.
             let micros = Int.clamping((record.ts * 1_000_000).rounded()) ?? 0
             let key = "\(m.kind.rawValue) \(micros) \(m.pid) \(m.pasid) \(m.va) \(m.end)"
@@ -392,7 +409,7 @@ extension DeviceOracle {
             }
             seen.insert(key)
         }
-        if malformed > 0 { notes.append("device records: \(malformed) malformed kharness-unmapped/readonly/remapping markers skipped") }
+        if malformed > 0 { notes.append("device records: \(malformed) malformed kharness-unmapped/readonly/remapping/unmapping markers skipped") }
         if droppedOpens > 0 {
             notes.append("device records: \(droppedOpens) unmapped/read-only markers past the first \(Self.maxRangeMarkers) not judged")
         }
@@ -524,5 +541,251 @@ extension DeviceOracle {
             if predicate(array[mid]) { high = mid } else { low = mid + 1 }
         }
         return low
+    }
+}
+
+extension DeviceOracle {
+    /// Range markers the live-binding fault oracle keeps, over all PASIDs; past this
+    /// (or at a malformed marker, whose range is unknown) no later fault is judged.
+    static let maxLiveFaultMarkers = 65_536
+    /// Bindings kept per PASID, as the unbound-DMA oracle keeps them.
+    static let maxBindingsPerPasid = 4096
+    /// Live bindings a fault is judged against, earliest bound first, and the bindings
+    /// looked at to find them (dead ones among them): a fault under thousands of
+    /// overlapping bindings costs no more than this.
+    static let maxLiveCandidates = 4
+    static let maxLiveScan = 16
+
+    /// A DMA through a PASID that faulted while a binding of it was live: the PASID's
+    /// context descriptor was cleared or replaced underneath the binding (the kernel
+    /// clearing it when the first of two bindings of one address space unbinds, say).
+    ///
+    /// A faulted access of PASID P is one when all of these hold for a binding B of P
+    /// (bind and unbind of one PASID and mm paired in order):
+    /// - B was bound before the access's interval and its unbind (if any) is after it;
+    /// - B's address space was not torn down (no `exit_mmap` of its mm since the bind,
+    ///   up to the access): after the teardown faults are the expected outcome;
+    /// - the device reached the same page (iova >> 12) through P before, within B: a
+    ///   successful access wholly after the bind and before the fault; a write, when
+    ///   the fault is a write (a page may be readable and not writable);
+    /// - the process did not change the page itself: no range marker of P of any kind
+    ///   (`unmapping`, `unmapped`, `readonly`, `remapping`) overlaps the page at or
+    ///   before the access (a fault the workload provokes is on a range it marks, on
+    ///   a page never reached before, or after the teardown);
+    /// - for a write: B's process (`pid` of the bind) did not fork between that
+    ///   successful write and the fault (a fork write-protects the parent's pages for
+    ///   copy-on-write, and a device without page faults then faults on a write).
+    ///
+    /// Judged only in a whole trace. A fault is judged against the live bindings of its
+    /// PASID earliest bound first (at most `maxLiveCandidates`) and counts for the first
+    /// that fits; one violation per binding, the first such fault as evidence. Faults are
+    /// taken in counter order, so the bindings begun and those ended only move forward:
+    /// linear in records and bindings, each fault a few binary searches.
+    mutating func judgeFaultsWhileBound(log: DeviceLog, traceLines: [String], events: [TraceEvent],
+                                        clock: CounterClock) {
+        let records = log.records
+        // Faulted accesses through a PASID, by PASID, in counter order (indices into records).
+        var faults: [Int: [Int]] = [:]
+        for (i, record) in records.enumerated() where record.outcome == .fault {
+            if let pasid = record.pasid { faults[pasid, default: []].append(i) }
+        }
+        guard !faults.isEmpty else { return }
+        for pasid in faults.keys { faults[pasid]!.sort { records[$0].counter < records[$1].counter } }
+
+        // Bindings of those PASIDs: binds and unbinds of one PASID and mm pair up in order.
+        struct Binding {
+            var bind: TraceEvent
+            var unbind: TraceEvent?
+            /// Where the binding stops being judged: its unbind, its mm's teardown, or
+            /// where the markers stop being known; -inf for a binding with no mm.
+            var end = Double.infinity
+        }
+        var bindings: [Int: [Binding]] = [:]
+        var open: [String: [Int]] = [:]
+        var forks: [Int: [Double]] = [:]
+        var exits: [String: [Double]] = [:]
+        for event in events {
+            switch event.kind {
+            case .bind, .unbind:
+                guard let pasid = event.pasid, faults[pasid] != nil else { continue }
+                let key = "\(pasid) \(event.mm ?? "-")"
+                if event.kind == .bind {
+                    guard bindings[pasid, default: []].count < Self.maxBindingsPerPasid else { continue }
+                    bindings[pasid, default: []].append(Binding(bind: event))
+                    open[key, default: []].append(bindings[pasid]!.count - 1)
+                } else if var waiting = open[key], !waiting.isEmpty {
+                    let i = waiting.removeFirst()
+                    open[key] = waiting
+                    bindings[pasid]![i].unbind = event
+                }
+            case .fork: forks[event.pid, default: []].append(event.ts)
+            case .mmExit: if let mm = event.mm { exits[mm, default: []].append(event.ts) }
+            default: break
+            }
+        }
+        guard !bindings.isEmpty else { return }
+        for pid in forks.keys { forks[pid]!.sort() }
+        for mm in exits.keys { exits[mm]!.sort() }
+
+        // The workload's range markers of those PASIDs, as page ranges [from, to).
+        var marks: [Int: [(from: UInt64, to: UInt64, ts: Double)]] = [:]
+        var markCount = 0
+        var markCutoff = Double.infinity
+        for line in traceLines where line.contains("kharness-") {
+            guard let record = TraceEvent.record(of: line), record.event == "tracing_mark_write" else { continue }
+            let payload = record.payload.trimmingCharacters(in: .whitespaces)
+            guard RangeMarker.isMarker(payload: payload) else { continue }
+            guard let m = RangeMarker.parse(payload: payload) else { markCutoff = min(markCutoff, record.ts); continue }
+            guard faults[m.pasid] != nil else { continue }
+            guard markCount < Self.maxLiveFaultMarkers else { markCutoff = min(markCutoff, record.ts); continue }
+            markCount += 1
+            // parse guarantees va < end.
+            marks[m.pasid, default: []].append((m.va >> 12, ((m.end &- 1) >> 12) &+ 1, record.ts))
+        }
+        if markCutoff < .infinity {
+            notes.append("device records: a malformed range marker or more than \(Self.maxLiveFaultMarkers), "
+                + "so no fault after \(Self.seconds(markCutoff)) is judged against a live binding")
+        }
+
+        // Successful accesses of those PASIDs (and writes alone), sorted by PASID, page, counter.
+        struct Hit {
+            var pasid: Int
+            var page: UInt64
+            var counter: UInt64
+            var index: Int
+        }
+        var hits: [Hit] = [], writeHits: [Hit] = []
+        for (i, record) in records.enumerated() where record.succeeded {
+            guard let pasid = record.pasid, bindings[pasid] != nil else { continue }
+            let hit = Hit(pasid: pasid, page: record.iova >> 12, counter: record.counter, index: i)
+            hits.append(hit)
+            if record.isWrite { writeHits.append(hit) }
+        }
+        let byKey: (Hit, Hit) -> Bool = { ($0.pasid, $0.page, $0.counter) < ($1.pasid, $1.page, $1.counter) }
+        hits.sort(by: byKey)
+        writeHits.sort(by: byKey)
+        /// The last success to the page that was wholly before `time`.
+        func lastSuccess(_ hits: [Hit], pasid: Int, page: UInt64, before time: Double) -> Hit? {
+            let low = Self.firstIndex(hits) { ($0.pasid, $0.page) >= (pasid, page) }
+            let high = Self.firstIndex(hits) {
+                ($0.pasid, $0.page) > (pasid, page)
+                    || (($0.pasid, $0.page) == (pasid, page) && clock.interval($0.counter).latest >= time)
+            }
+            return high > low ? hits[high - 1] : nil
+        }
+
+        for pasid in faults.keys.sorted() {
+            guard violations.count < 64 else { break }
+            guard var list = bindings[pasid] else { continue }
+            for i in list.indices {
+                guard let mm = list[i].bind.mm else { list[i].end = -.infinity; continue }
+                var end = min(list[i].unbind?.ts ?? .infinity, markCutoff)
+                if let down = exits[mm] {
+                    let k = Self.firstIndex(down) { $0 >= list[i].bind.ts }
+                    if k < down.count { end = min(end, down[k]) }
+                }
+                list[i].end = end
+            }
+            list = list.enumerated().sorted { ($0.element.bind.ts, $0.offset) < ($1.element.bind.ts, $1.offset) }.map(\.element)
+            let cover = Self.MarkCover(marks[pasid] ?? [])
+
+            var count = [Int](repeating: 0, count: list.count)
+            var first = [(fault: Int, success: Int)?](repeating: nil, count: list.count)
+            var begun = 0, lowest = 0
+            for f in faults[pasid]! {
+                let fault = records[f]
+                let (earliest, latest) = clock.interval(fault.counter)
+                while begun < list.count, list[begun].bind.ts < earliest { begun += 1 }
+                // Faults come in counter order: a binding ended before one has ended for all later.
+                while lowest < begun, list[lowest].end <= latest { lowest += 1 }
+                guard lowest < begun else { continue }
+                let page = fault.iova >> 12
+                guard cover.firstMarked(page) > latest,
+                      let success = lastSuccess(fault.isWrite ? writeHits : hits, pasid: pasid, page: page, before: earliest)
+                else { continue }
+                let successEarliest = clock.interval(success.counter).earliest
+                var j = lowest, candidates = 0, scanned = 0
+                while j < begun, candidates < Self.maxLiveCandidates, scanned < Self.maxLiveScan {
+                    defer { j += 1 }
+                    scanned += 1
+                    let binding = list[j]
+                    guard binding.end > latest else { continue }
+                    candidates += 1
+                    // Bound later, so every binding after this one is too.
+                    guard successEarliest > binding.bind.ts else { break }
+                    if fault.isWrite, let times = forks[binding.bind.pid] {
+                        let k = Self.firstIndex(times) { $0 + CounterClock.traceResolution > successEarliest }
+                        if k < times.count, times[k] <= latest { continue }
+                    }
+                    count[j] += 1
+                    if first[j] == nil { first[j] = (f, success.index) }
+                    break
+                }
+            }
+
+            for (j, binding) in list.enumerated() {
+                guard violations.count < 64 else { break }
+                guard let (f, s) = first[j] else { continue }
+                let fault = records[f], success = records[s]
+                let faultEarliest = clock.interval(fault.counter).earliest
+                let successEarliest = clock.interval(success.counter).earliest
+                var evidence = [
+                    "trace: \(binding.bind.line)",
+                    "device: \(success.line) (trace time \(Self.seconds(successEarliest)) or later)",
+                    "device: \(fault.line) (trace time \(Self.seconds(faultEarliest)) or later, "
+                        + "\(Self.micros(faultEarliest - successEarliest)) us after that success)",
+                    "device: \(count[j]) accesses through PASID \(pasid) faulted while the binding was live",
+                ]
+                if let unbind = binding.unbind { evidence.append("trace: \(unbind.line)") }
+                evidence.append("clock: counter at \(clock.counterHz) Hz, offset known to "
+                    + "\(Self.micros(clock.high - clock.low)) us from \(clock.samples) marker pairs")
+                violations.append(.init(
+                    title: "device DMA through PASID \(pasid) of pid \(binding.bind.pid) faulted while its binding was live",
+                    evidence: evidence))
+            }
+        }
+    }
+
+    /// Which pages of one PASID a range marker covered, and from when: the markers'
+    /// page ranges cut the pages into segments, each labelled with the earliest marker
+    /// over it. A page is then one binary search.
+    struct MarkCover {
+        /// Segment k is pages [bounds[k], bounds[k + 1]).
+        var bounds: [UInt64] = []
+        /// The earliest marker over segment k; +inf for none.
+        var first: [Double] = []
+
+        init(_ marks: [(from: UInt64, to: UInt64, ts: Double)]) {
+            guard !marks.isEmpty else { return }
+            bounds = Array(Set(marks.flatMap { [$0.from, $0.to] })).sorted()
+            first = [Double](repeating: .infinity, count: bounds.count - 1)
+            // Earliest first, each segment labelled once: next[k] is the first segment at
+            // or after k not yet labelled (first.count: none), with path halving.
+            var next = Array(0...first.count)
+            func find(_ start: Int) -> Int {
+                var k = start
+                while next[k] != k {
+                    next[k] = next[next[k]]
+                    k = next[k]
+                }
+                return k
+            }
+            for mark in marks.sorted(by: { $0.ts < $1.ts }) where mark.from < mark.to {
+                let low = DeviceOracle.firstIndex(bounds) { $0 >= mark.from }
+                let high = DeviceOracle.firstIndex(bounds) { $0 >= mark.to }
+                var k = find(low)
+                while k < high {
+                    first[k] = mark.ts
+                    next[k] = k + 1
+                    k = find(k + 1)
+                }
+            }
+        }
+
+        /// When a marker first covered the page; +inf if none did.
+        func firstMarked(_ page: UInt64) -> Double {
+            let k = DeviceOracle.firstIndex(bounds) { $0 > page } - 1
+            return k >= 0 && k < first.count ? first[k] : .infinity
+        }
     }
 }

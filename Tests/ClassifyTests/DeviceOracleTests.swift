@@ -341,13 +341,16 @@ final class DeviceOracleTests: XCTestCase {
     /// Each kind of violation files under its own signature, and the numbers are not in it.
     func testRangeViolationsHaveSignaturesOfTheirOwn() {
         let titles = [Self.unmappedTitle, Self.readOnlyTitle, Self.unboundTitle,
-                      "device DMA through PASID 1 reached memory after the address space of pid 67 was torn down"]
+                      "device DMA through PASID 1 reached memory after the address space of pid 67 was torn down",
+                      Self.liveTitle]
         let signatures = titles.map { PasidLifecycleOracle.Violation.signature(title: $0) }
         XCTAssertEqual(Set(signatures).count, titles.count)
         XCTAssertEqual(signatures[0], PasidLifecycleOracle.Violation.signature(
             title: "device DMA through PASID 12 reached a page pid 4321 had unmapped"))
         XCTAssertEqual(signatures[1], PasidLifecycleOracle.Violation.signature(
             title: "device DMA through PASID 3 wrote a page pid 99 had made read-only"))
+        XCTAssertEqual(signatures[4], PasidLifecycleOracle.Violation.signature(
+            title: "device DMA through PASID 12 of pid 4321 faulted while its binding was live"))
     }
 
     func testRangeMarkerGrammar() throws {
@@ -415,7 +418,7 @@ final class DeviceOracleTests: XCTestCase {
         let lines = Self.malformedMarkers.enumerated().map { Self.mark(1.45 + Double($0.offset) * 1e-5, $0.element) }
         let o = oracle([Self.header, Self.access(1.50, write: true)], trace: Self.trace(inserting: lines))
         XCTAssertEqual(o.violations, [])
-        XCTAssertTrue(o.notes.contains("device records: \(lines.count) malformed kharness-unmapped/readonly/remapping markers skipped"),
+        XCTAssertTrue(o.notes.contains("device records: \(lines.count) malformed kharness-unmapped/readonly/remapping/unmapping markers skipped"),
                       "\(o.notes)")
     }
 
@@ -483,5 +486,237 @@ final class DeviceOracleTests: XCTestCase {
         let capped = DeviceOracle(log: log, traceLines: open, events: open.compactMap { TraceEvent.parse($0) })
         XCTAssertEqual(capped.violations, [])
         XCTAssertTrue(capped.notes.contains { $0.contains("record looks spent") }, "\(capped.notes)")
+    }
+
+    // MARK: Faults while a binding was live
+
+    static let liveTitle = "device DMA through PASID 1 of pid 67 faulted while its binding was live"
+
+    static func event(_ ts: Double, _ text: String, pid: Int = 67) -> String {
+        "    kharness-sva-\(pid)      [000] .....     \(String(format: "%.6f", ts)): \(text)"
+    }
+
+    static func bind(_ ts: Double, pid: Int = 67, mm: String = "0xffff0000017f8440", pasid: Int = 1) -> String {
+        event(ts, "sva_accel_bind: pid=\(pid) comm=kharness-sva mm=\(mm) pasid=\(pasid) mode=sva ret=0", pid: pid)
+    }
+
+    static func unbind(_ ts: Double, pid: Int = 67, mm: String = "0xffff0000017f8440", pasid: Int = 1) -> String {
+        event(ts, "sva_accel_unbind: pid=\(pid) comm=kharness-sva bind_pid=\(pid) mm=\(mm) pasid=\(pasid) by=ioctl", pid: pid)
+    }
+
+    static func fork(_ ts: Double, parent: Int = 67, child: Int = 70) -> String {
+        event(ts, "sched_process_fork: comm=kharness-sva pid=\(parent) child_comm=kharness-sva child_pid=\(child)", pid: parent)
+    }
+
+    static func live(_ o: DeviceOracle) -> [PasidLifecycleOracle.Violation] {
+        o.violations.filter { $0.title.hasSuffix("faulted while its binding was live") }
+    }
+
+    /// The device read a page through a live binding, then faulted on it: the binding's
+    /// context descriptor went from under it.
+    func testAFaultOnAPageReachedBeforeWhileTheBindingIsLiveIsAViolation() throws {
+        let records = [Self.header, Self.access(1.43), Self.access(1.44, outcome: "fault"),
+                       Self.access(1.45, outcome: "fault"), Self.access(1.46, iova: 0x5000, outcome: "fault")]
+        let o = oracle(records, complete: true)
+        XCTAssertEqual(o.violations.count, 1, "\(o.violations) \(o.notes)")
+        let v = try XCTUnwrap(Self.live(o).first)
+        XCTAssertEqual(v.title, Self.liveTitle)
+        XCTAssertEqual(v.evidence[0], "trace: " + Self.trace[Self.markers.count].trimmingCharacters(in: .whitespaces))
+        XCTAssertEqual(v.evidence[1], "device: \(DeviceLog.parse(Array((Self.access(1.43) + "\n").utf8)).records[0].line) "
+            + "(trace time \(DeviceOracle.seconds(o.clock!.interval(Self.tick(1.43)).earliest)) or later)")
+        XCTAssertTrue(v.evidence[2].hasPrefix("device: t=\(Self.tick(1.44)) slot=0 pasid=1 dir=r iova=0xffffa136c000 len=4096 fault (trace time "),
+                      v.evidence[2])
+        XCTAssertTrue(v.evidence[2].hasSuffix(", 10000.0 us after that success)"), v.evidence[2])
+        XCTAssertEqual(v.evidence[3], "device: 2 accesses through PASID 1 faulted while the binding was live")
+        XCTAssertTrue(v.evidence[4].hasPrefix("trace: ") && v.evidence[4].contains("sva_accel_unbind"), v.evidence[4])
+        XCTAssertTrue(v.evidence[5].hasPrefix("clock: "), v.evidence[5])
+        XCTAssertEqual(v.evidence.count, 6)
+        // A read fault counts after a write reached the page too.
+        XCTAssertEqual(Self.live(oracle([Self.header, Self.access(1.43, write: true), Self.access(1.44, outcome: "fault")],
+                                        complete: true)).count, 1)
+    }
+
+    /// A lost unbind or exit_mmap would make a dead binding look live: only a whole trace is judged.
+    func testLiveFaultsAreJudgedOnlyInAWholeTrace() {
+        let o = oracle([Self.header, Self.access(1.43), Self.access(1.44, outcome: "fault")])
+        XCTAssertEqual(o.violations, [])
+        XCTAssertEqual(o.notes.filter { $0.contains("not whole") },
+                       ["device records: the trace is not whole, so DMA outside every binding "
+                        + "and faults while a binding was live are not judged"])
+    }
+
+    /// Faults the workload and the kernel may cause: on a page the device never reached,
+    /// after the teardown, after the unbind, and an access that may precede the bind.
+    func testExpectedFaultsAreNotViolations() {
+        // Before any success on that page (the success after it, another page's before it).
+        XCTAssertEqual(oracle([Self.header, Self.access(1.42, iova: 0x5000), Self.access(1.43, outcome: "fault"),
+                               Self.access(1.44)], complete: true).violations, [])
+        // The success straddles the fault.
+        XCTAssertEqual(oracle([Self.header, Self.access(1.43), Self.access(1.4300001, outcome: "fault")],
+                              complete: true).violations, [])
+        // After the address space's exit_mmap (1.558409), before the unbind.
+        XCTAssertEqual(Self.live(oracle([Self.header, Self.access(1.50), Self.access(1.5585, outcome: "fault")],
+                                        complete: true)), [])
+        // After the unbind.
+        let unbound = Self.trace(inserting: [Self.unbind(1.48)])
+        XCTAssertEqual(oracle([Self.header, Self.access(1.46), Self.access(1.49, outcome: "fault")], trace: unbound,
+                              complete: true).violations, [])
+        XCTAssertEqual(Self.live(oracle([Self.header, Self.access(1.46), Self.access(1.47, outcome: "fault")],
+                                        trace: unbound, complete: true)).count, 1, "before the unbind it is one")
+        // A fault straddling the bind (1.416997), the success before it (outside every binding).
+        let straddling = oracle([Self.header, Self.access(1.40), Self.access(1.416997, outcome: "fault")], complete: true)
+        XCTAssertEqual(Self.live(straddling), [])
+        // A fault without a PASID, or through another PASID.
+        XCTAssertEqual(oracle([Self.header, Self.access(1.43), Self.access(1.44, pasid: "-", outcome: "fault"),
+                               Self.access(1.45, pasid: "2", outcome: "fault")], complete: true).violations, [])
+    }
+
+    /// A range marker of any kind on the page, at or before the fault: the process changed
+    /// the page itself. A marker after the fault, on another page or of another PASID
+    /// changes nothing.
+    func testAMarkedPageIsTheProcesssOwnDoing() {
+        let records = [Self.header, Self.access(1.43), Self.access(1.45, outcome: "fault")]
+        for kind in RangeMarker.Kind.allCases {
+            let markers = [Self.mark(1.44, "\(kind.rawValue) pid=67 pasid=1 va=0xffffa136c000 len=4096"),
+                           Self.mark(1.44, "\(kind.rawValue) pid=67 pasid=1 va=0xffffa136cfff len=1"),
+                           Self.mark(1.42, "\(kind.rawValue) pid=67 pasid=1 va=0xffffa1300000 len=\(0x100000)")]
+            for marker in markers {
+                let o = oracle(records, trace: Self.trace(inserting: [marker]), complete: true)
+                XCTAssertEqual(Self.live(o), [], marker)
+            }
+            let after = Self.mark(1.46, "\(kind.rawValue) pid=67 pasid=1 va=0xffffa136c000 len=4096")
+            let elsewhere = Self.mark(1.44, "\(kind.rawValue) pid=67 pasid=1 va=0xffffa136d000 len=4096")
+            let other = Self.mark(1.44, "\(kind.rawValue) pid=68 pasid=2 va=0xffffa136c000 len=4096", pid: 68)
+            let o = oracle(records, trace: Self.trace(inserting: [elsewhere, other, after]), complete: true)
+            XCTAssertEqual(Self.live(o).count, 1, "\(kind): \(o.violations)")
+        }
+    }
+
+    /// The earlier success must be within the same binding: one through the PASID's
+    /// previous binding (unbound, bound again) says nothing of this one.
+    func testASuccessInAPreviousBindingDoesNotCount() {
+        let trace = Self.trace(inserting: [Self.unbind(1.44), Self.bind(1.45)])
+        XCTAssertEqual(oracle([Self.header, Self.access(1.43), Self.access(1.46, outcome: "fault")], trace: trace,
+                              complete: true).violations, [])
+        let o = oracle([Self.header, Self.access(1.43), Self.access(1.455), Self.access(1.46, outcome: "fault")],
+                       trace: trace, complete: true)
+        XCTAssertEqual(Self.live(o).count, 1, "\(o.violations)")
+        XCTAssertEqual(Self.live(o).first?.evidence.first, "trace: " + Self.bind(1.45).trimmingCharacters(in: .whitespaces))
+    }
+
+    /// A page may be readable and not writable: a write fault needs an earlier successful write.
+    func testAWriteFaultNeedsAnEarlierWrite() {
+        XCTAssertEqual(oracle([Self.header, Self.access(1.43), Self.access(1.44, write: true, outcome: "fault")],
+                              complete: true).violations, [])
+        let o = oracle([Self.header, Self.access(1.43, write: true), Self.access(1.44, write: true, outcome: "fault")],
+                       complete: true)
+        XCTAssertEqual(Self.live(o).count, 1, "\(o.violations)")
+    }
+
+    /// A fork write-protects the parent's pages (copy-on-write): a device write fault after
+    /// it is expected. A fork before the write, by another process, or a read fault are not it.
+    func testAWriteFaultAfterAForkOfTheBindingsProcessIsExpected() {
+        let write = [Self.header, Self.access(1.43, write: true), Self.access(1.44, write: true, outcome: "fault")]
+        XCTAssertEqual(oracle(write, trace: Self.trace(inserting: [Self.fork(1.435)]), complete: true).violations, [])
+        XCTAssertEqual(oracle(write, trace: Self.trace(inserting: [Self.fork(1.43)]), complete: true).violations, [],
+                       "a fork that may follow the write")
+        for trace in [[Self.fork(1.42)], [Self.fork(1.435, parent: 68, child: 71)]] {
+            XCTAssertEqual(Self.live(oracle(write, trace: Self.trace(inserting: trace), complete: true)).count, 1, "\(trace)")
+        }
+        let read = [Self.header, Self.access(1.43, write: true), Self.access(1.44, outcome: "fault")]
+        XCTAssertEqual(Self.live(oracle(read, trace: Self.trace(inserting: [Self.fork(1.435)]), complete: true)).count, 1)
+    }
+
+    /// One process opened the device twice: two bindings of one PASID and mm. The first
+    /// unbind must leave the second's context descriptor alone; a kernel that clears it
+    /// makes the device fault on a page it reached a moment before.
+    func testAFaultAfterTheFirstOfTwoBindingsUnboundIsAViolation() throws {
+        let second = Self.bind(1.42)
+        let trace = Self.trace(inserting: [second, Self.unbind(1.45)])
+        let o = oracle([Self.header, Self.access(1.43, write: true), Self.access(1.44, write: true),
+                        Self.access(1.46, write: true, outcome: "fault"), Self.access(1.47, outcome: "fault")],
+                       trace: trace, complete: true)
+        XCTAssertEqual(o.violations.count, 1, "\(o.violations)")
+        let v = try XCTUnwrap(Self.live(o).first)
+        XCTAssertEqual(v.title, Self.liveTitle)
+        XCTAssertEqual(v.evidence[0], "trace: " + second.trimmingCharacters(in: .whitespaces))
+        XCTAssertTrue(v.evidence[1].hasPrefix("device: t=\(Self.tick(1.44)) "), v.evidence[1])
+        XCTAssertTrue(v.evidence[2].hasPrefix("device: t=\(Self.tick(1.46)) "), v.evidence[2])
+        XCTAssertEqual(v.evidence[3], "device: 2 accesses through PASID 1 faulted while the binding was live")
+        XCTAssertTrue(v.evidence[4].contains("sva_accel_unbind") && v.evidence[4].contains("1.592280"), v.evidence[4])
+        // Without the planted bug: the device keeps reaching the page.
+        XCTAssertEqual(oracle([Self.header, Self.access(1.43), Self.access(1.46)], trace: trace, complete: true).violations, [])
+    }
+
+    /// A flood: 4096 bindings of one PASID never unbound, 200,000 faults on pages reached
+    /// before, forks and markers by the thousand. It ends, and with few violations.
+    func testAFloodOfFaultsAndBindingsIsBounded() {
+        var lines: [String] = []
+        for k in 0..<4096 {
+            lines.append(Self.bind(1.42 + Double(k) * 1e-7, pid: 1000 + k, mm: "0xffff0000\(String(0x1000_0000 + k * 0x1000, radix: 16))"))
+            lines.append(Self.fork(1.43 + Double(k) * 1e-7, parent: 1000 + k, child: 9000 + k))
+            lines.append(Self.mark(1.43 + Double(k) * 1e-7, "kharness-unmapping pid=67 pasid=1 va=0x\(String(0x1000_0000 + k * 0x2000, radix: 16)) len=4096"))
+        }
+        var text = Self.header + "\n"
+        for j in 0..<1000 { text += Self.access(1.425 + Double(j) * 1e-6, iova: UInt64(0x1000_0000 + (j % 64) * 0x1000), write: true) + "\n" }
+        for j in 0..<200_000 {
+            text += Self.access(1.44 + Double(j) * 0.5e-6, iova: UInt64(0x1000_0000 + (j % 64) * 0x1000), write: j % 2 == 0,
+                                outcome: "fault") + "\n"
+        }
+        let log = DeviceLog.parse(Array(text.utf8))
+        XCTAssertEqual(log.records.count, 201_000)
+        let trace = Self.trace(inserting: lines)
+        let start = Date()
+        let o = DeviceOracle(log: log, traceLines: trace, events: trace.compactMap { TraceEvent.parse($0) }, traceComplete: true)
+        XCTAssertLessThanOrEqual(o.violations.count, 64)
+        XCTAssertFalse(Self.live(o).isEmpty, "the odd pages were never marked")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 60)
+    }
+
+    /// Random event, marker and record lines never trap.
+    func testRandomLiveFaultInputNeverTraps() {
+        var generator = SystemRandomNumberGenerator()
+        let numbers = ["0", "1", "2", "67", "4096", "-1", "18446744073709551615", "99999999999999999999", "1048575"]
+        let hexes = ["0x0", "0x1000", "0xffffa136c000", "0xffffffffffffffff", "0xffff0000017f8440", "0x"]
+        for _ in 0..<100 {
+            func n() -> String { numbers.randomElement(using: &generator)! }
+            func h() -> String { hexes.randomElement(using: &generator)! }
+            var lines: [String] = []
+            var records = [Self.header]
+            for _ in 0..<64 {
+                let ts = Double.random(in: 1.40...1.60, using: &generator)
+                switch Int.random(in: 0..<6, using: &generator) {
+                case 0: lines.append(Self.event(ts, "sva_accel_bind: pid=\(n()) comm=x mm=\(h()) pasid=\(n()) mode=sva ret=0"))
+                case 1: lines.append(Self.event(ts, "sva_accel_unbind: pid=\(n()) comm=x bind_pid=\(n()) mm=\(h()) pasid=\(n()) by=ioctl"))
+                case 2: lines.append(Self.event(ts, "sched_process_fork: comm=x pid=\(n()) child_comm=x child_pid=\(n())"))
+                case 3: lines.append(Self.event(ts, "exit_mmap: (exit_mmap+0x0/0x438) comm=\"x\" mm=\(h())"))
+                case 4: lines.append(Self.mark(ts, "\(RangeMarker.Kind.allCases.randomElement(using: &generator)!.rawValue) pid=\(n()) pasid=\(n()) va=\(h()) len=\(n())"))
+                default: break
+                }
+                records.append("t=\(Bool.random(using: &generator) ? n() : String(Self.tick(ts))) slot=0 pasid=\(["1", "2", "-", n()].randomElement(using: &generator)!) "
+                    + "dir=\(Bool.random(using: &generator) ? "r" : "w") iova=\(h()) len=\(n()) \(["fault", "pa=?", "pa=0x1"].randomElement(using: &generator)!)")
+            }
+            _ = oracle(records, trace: Self.trace(inserting: lines), complete: true)
+        }
+    }
+
+    /// `kharness-unmapping` is written before the call: it neither opens a window of the
+    /// unmapped/read-only oracle nor closes one.
+    func testAnUnmappingMarkerChangesNothingForTheUnmappedOracle() throws {
+        let m = try XCTUnwrap(RangeMarker.parse(payload: "kharness-unmapping pid=67 pasid=1 va=0xffffa136c000 len=8192"))
+        XCTAssertEqual(m.kind, .unmapping)
+        XCTAssertEqual(m.end, 0xffffa136e000)
+        let unmapping = Self.mark(1.445, "kharness-unmapping pid=67 pasid=1 va=0xffffa136c000 len=8192")
+        let records = [Self.header, Self.access(1.46), Self.access(1.47, write: true)]
+        XCTAssertEqual(oracle(records, trace: Self.trace(inserting: [unmapping])).violations, [])
+        let readonly = Self.mark(1.45, "kharness-readonly pid=67 pasid=1 va=0xffffa136c000 len=4096")
+        let later = Self.mark(1.455, "kharness-unmapping pid=67 pasid=1 va=0xffffa136c000 len=8192")
+        for opening in [Self.unmapped, readonly] {
+            let without = oracle(records, trace: Self.trace(inserting: [opening]))
+            let with = oracle(records, trace: Self.trace(inserting: [unmapping, opening, later]))
+            XCTAssertEqual(without.violations.count, 1)
+            XCTAssertEqual(with.violations, without.violations)
+            XCTAssertEqual(with.notes, without.notes)
+        }
     }
 }
