@@ -627,8 +627,10 @@ extension DeviceOracle {
         for pid in forks.keys { forks[pid]!.sort() }
         for mm in exits.keys { exits[mm]!.sort() }
 
-        // The workload's range markers of those PASIDs, as page ranges [from, to).
-        var marks: [Int: [(from: UInt64, to: UInt64, ts: Double)]] = [:]
+        // The workload's range markers of those PASIDs, as page ranges [from, to), by PASID
+        // and the pid that wrote them: a marker speaks for its own process's address space
+        // only (a PASID comes back with later processes, at the same addresses).
+        var marks: [Int: [Int: [(from: UInt64, to: UInt64, ts: Double)]]] = [:]
         var markCount = 0
         var markCutoff = Double.infinity
         for line in traceLines where line.contains("kharness-") {
@@ -640,7 +642,7 @@ extension DeviceOracle {
             guard markCount < Self.maxLiveFaultMarkers else { markCutoff = min(markCutoff, record.ts); continue }
             markCount += 1
             // parse guarantees va < end.
-            marks[m.pasid, default: []].append((m.va >> 12, ((m.end &- 1) >> 12) &+ 1, record.ts))
+            marks[m.pasid, default: [:]][m.pid, default: []].append((m.va >> 12, ((m.end &- 1) >> 12) &+ 1, record.ts))
         }
         if markCutoff < .infinity {
             notes.append("device records: a malformed range marker or more than \(Self.maxLiveFaultMarkers), "
@@ -687,7 +689,7 @@ extension DeviceOracle {
                 list[i].end = end
             }
             list = list.enumerated().sorted { ($0.element.bind.ts, $0.offset) < ($1.element.bind.ts, $1.offset) }.map(\.element)
-            let cover = Self.MarkCover(marks[pasid] ?? [])
+            let covers = (marks[pasid] ?? [:]).mapValues { Self.MarkCover($0) }
 
             var count = [Int](repeating: 0, count: list.count)
             var first = [(fault: Int, success: Int)?](repeating: nil, count: list.count)
@@ -700,8 +702,7 @@ extension DeviceOracle {
                 while lowest < begun, list[lowest].end <= latest { lowest += 1 }
                 guard lowest < begun else { continue }
                 let page = fault.iova >> 12
-                guard cover.firstMarked(page) > latest,
-                      let success = lastSuccess(fault.isWrite ? writeHits : hits, pasid: pasid, page: page, before: earliest)
+                guard let success = lastSuccess(fault.isWrite ? writeHits : hits, pasid: pasid, page: page, before: earliest)
                 else { continue }
                 let successEarliest = clock.interval(success.counter).earliest
                 var j = lowest, candidates = 0, scanned = 0
@@ -713,6 +714,8 @@ extension DeviceOracle {
                     candidates += 1
                     // Bound later, so every binding after this one is too.
                     guard successEarliest > binding.bind.ts else { break }
+                    // The binding's process changed the page itself.
+                    if let cover = covers[binding.bind.pid], cover.firstMarked(page) <= latest { continue }
                     if fault.isWrite, let times = forks[binding.bind.pid] {
                         let k = Self.firstIndex(times) { $0 + CounterClock.traceResolution > successEarliest }
                         if k < times.count, times[k] <= latest { continue }

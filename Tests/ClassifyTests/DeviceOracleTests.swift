@@ -592,6 +592,19 @@ final class DeviceOracleTests: XCTestCase {
         }
     }
 
+    /// A PASID and the addresses of its buffers come back with later processes: a marker
+    /// written by an earlier process with the same PASID says nothing about this one's
+    /// pages (found on a real run: munmap-inflight-dma's markers hid unbind-one-of-two's
+    /// fault, same PASID, same address, ten scenarios later).
+    func testAMarkerOfAnotherProcessWithTheSamePasidChangesNothing() {
+        let records = [Self.header, Self.access(1.43), Self.access(1.45, outcome: "fault")]
+        let earlier = Self.mark(1.30, "kharness-unmapped pid=60 pasid=1 va=0xffffa136c000 len=4096", pid: 60)
+        let o = oracle(records, trace: Self.trace(inserting: [earlier]), complete: true)
+        XCTAssertEqual(Self.live(o).count, 1, "\(o.violations)")
+        let own = Self.mark(1.30, "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=4096")
+        XCTAssertEqual(Self.live(oracle(records, trace: Self.trace(inserting: [own]), complete: true)), [])
+    }
+
     /// The earlier success must be within the same binding: one through the PASID's
     /// previous binding (unbound, bound again) says nothing of this one.
     func testASuccessInAPreviousBindingDoesNotCount() {

@@ -1166,12 +1166,13 @@ out:
 struct parent_arg {
 	struct gate done;
 	int fd;
+	pid_t parent;	/* the binding process: it may be gone before the child runs */
 };
 
 static void holder_after_parent(void *arg)
 {
 	struct parent_arg *pa = arg;
-	pid_t parent = getppid();
+	pid_t parent = pa->parent;
 	unsigned int want = sva_mode() ? SVA_ACCEL_ST_FAULT_READ :
 					 SVA_ACCEL_ST_ABORTED;
 	struct sva_accel_job done;
@@ -1230,6 +1231,7 @@ static void bind_stream_fork_exit(void *arg)
 	}
 	evidence("note pid=%d pasid=%d repeating read, the child keeps the file",
 		 getpid(), pasid_int(pasid));
+	pa->parent = getpid();
 	spawn(holder_after_parent, pa);
 }
 
