@@ -253,4 +253,25 @@ final class SvaMachineTests: XCTestCase {
         // oracle's title is the verdict and the scenario's reason stays as evidence.
         XCTAssertTrue(planted.scenarios.contains { $0.status == .fail }, "\(planted.scenarios.map { "\($0.name) \($0.status)" })")
     }
+
+    /// The IOMMU core detaches the PASID on the first of two bindings' unbinds (one
+    /// process, the device opened twice): the second binding is live and its DMA faults
+    /// on pages it read a moment before. No kernel check fires and the PASID's bookkeeping
+    /// is intact; the device oracle names it.
+    func testPlantedEarlyDetachFailsWithTheLiveBindingTitle() async throws {
+        let clean = try await svaRun(scenarios: ["unbind-one-of-two"])
+        XCTAssertEqual(clean.status, .pass, clean.reason)
+        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
+        let planted = try await svaRun(series: Self.repositoryRoot + "/guest/patches/sva-detach-early-6.12.patch",
+                                       scenarios: ["unbind-one-of-two"])
+        XCTAssertEqual(planted.status, .fail, planted.reason)
+        XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ")
+                      && planted.reason.hasSuffix(" faulted while its binding was live"), planted.reason)
+        let violation = try XCTUnwrap(planted.lifecycleViolations.first)
+        XCTAssertEqual(violation.evidence.filter { $0.hasPrefix("trace: ") && $0.contains("sva_accel_bind") }.count, 1,
+                       "the second binding's bind: \(violation.evidence)")
+        XCTAssertTrue(violation.evidence.contains { $0.hasPrefix("device: t=") && $0.hasSuffix(" fault") == false
+                                                    && $0.contains(" fault (trace time") }, "\(violation.evidence)")
+        XCTAssertTrue(planted.scenarios.contains { $0.name == "unbind-one-of-two" && $0.status == .fail })
+    }
 }
