@@ -443,23 +443,33 @@ static int dev_submit(int fd, struct sva_accel_job *jobs, unsigned int count,
 	return 0;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * Polls until one of the file's jobs has completed by itself (a repeating
- * job: faulted), for at most @ms milliseconds; true if one did. The
- * device model runs in QEMU's main loop, which a busy guest can hold off
- * for milliseconds: a check that expects a fault gives it this long
- * rather than a fixed sleep.
+ * job: faulted), for at most @ms milliseconds of the guest's clock; true
+ * if one did. The device model runs in QEMU's main loop, which a busy
+ * guest can hold off for milliseconds (7 ms seen): a check that expects a
+ * fault gives it this long rather than a fixed sleep. Not longer: a
+ * kernel that never stops the job leaves it streaming, and every access
+ * is a device record (about 60,000 a second).
  */
 static bool wait_finished(int fd, unsigned int ms)
 {
+	uint64_t deadline = monotonic_ms() + ms;
 	struct sva_accel_info info;
-	unsigned int i;
 
-	for (i = 0; i <= ms; i++) {
+	do {
 		if (!dev_info(fd, &info) && info.finished)
 			return true;
 		usleep(1000);
-	}
+	} while (monotonic_ms() < deadline);
 	return false;
 }
 
@@ -1045,7 +1055,7 @@ static void stream_across(int fd, unsigned int pasid, struct sva_accel_job job,
 		return;
 	}
 	mark_range(mark, pasid, va, len);
-	wait_finished(fd, 500);
+	wait_finished(fd, 200);
 	n = dev_wait(fd, &done, 1);
 	if (n != 1) {
 		fail("%s: wait: %s", what, n < 0 ? strerror(-n) : "no job");
@@ -1159,7 +1169,7 @@ out:
  * file and the parent exits. The parent's address space is torn down while
  * the binding lives on in the child's file, so nothing but the mm release
  * notifier stops the device: the child waits until the read has faulted
- * (or half a second has passed), then collects it, and only then does the
+ * (or 200 ms have passed), then collects it, and only then does the
  * file's release unbind. Unlike exit-inflight-dma the window between the
  * release and the unbind is as long as the check needs, on every run.
  */
@@ -1186,7 +1196,7 @@ static void holder_after_parent(void *arg)
 	}
 	/* DMA-API mode: pinned pages stay valid until the driver stops it. */
 	if (sva_mode())
-		wait_finished(pa->fd, 500);
+		wait_finished(pa->fd, 200);
 	n = dev_wait(pa->fd, &done, 1);
 	if (n != 1) {
 		fail("wait for the parent's stream: %s", n < 0 ? strerror(-n) : "no job");
@@ -2070,7 +2080,7 @@ static int exec_stage(char **argv)
 	 */
 	want = sva_mode() ? SVA_ACCEL_ST_FAULT_READ : SVA_ACCEL_ST_ABORTED;
 	if (sva_mode())
-		wait_finished(fd, 500);
+		wait_finished(fd, 200);
 	if (dev_wait(fd, &stream, 1) != 1) {
 		fail("after exec: the stream started before it was not there to collect");
 	} else {
