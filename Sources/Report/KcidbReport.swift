@@ -181,7 +181,7 @@ public enum KcidbReport {
         let result = cell.result
         var misc: [String: Any] = [
             "matrix_run": clean(matrix), "run_id": clean(result.runID), "repeat": cell.repeatIndex,
-            "machine": clean(result.machine), "reason": clean(result.reason), "end": clean(result.end),
+            "machine": clean(result.machine), "reason": clean(result.reason), "end": clean(result.end.rawValue),
             "reproducer": clean(cell.reproducer),
         ]
         if let release = result.kernelRelease { misc["kernel_release"] = clean(release) }

@@ -1,6 +1,6 @@
 import Classify
 import Foundation
-import Harness
+import RunModel
 import Store
 
 /// One matrix run as every report format sees it: the cells in the order the

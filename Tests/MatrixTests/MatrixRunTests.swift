@@ -132,7 +132,7 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertEqual(events.started, 2, "only the Debian kernel's cells boot")
         for result in outcome.results where result.cell.kernel.hasPrefix("git:") {
             XCTAssertEqual(result.outcome?.status, .error)
-            XCTAssertEqual(result.outcome?.end, "bad-input")
+            XCTAssertEqual(result.outcome?.end, .badInput)
             XCTAssertTrue(result.outcome?.reason.contains("unknown revision 'no-such-revision'") == true,
                           result.outcome?.reason ?? "")
             XCTAssertNil(result.cell.harnessRunID)
@@ -273,7 +273,7 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertEqual(try store.run(id: "killed")?.state, .interrupted)
         for id in leftRunning {
             XCTAssertEqual(try store.cell(id: id)?.state, .interrupted)
-            XCTAssertEqual(try store.outcome(ofCell: id)?.end, "harness-died")
+            XCTAssertEqual(try store.outcome(ofCell: id)?.end, .harnessDied)
             XCTAssertEqual(try store.outcome(ofCell: id)?.status, .error)
         }
 
@@ -295,7 +295,7 @@ final class MatrixRunTests: XCTestCase {
             XCTAssertEqual(result.outcome?.status, expected, "\(result.cell.key): \(result.outcome?.reason ?? "no outcome")")
         }
         for id in leftRunning {
-            XCTAssertEqual(try store.outcomeHistory(ofCell: id).map(\.end), ["harness-died", "finished"])
+            XCTAssertEqual(try store.outcomeHistory(ofCell: id).map(\.end), [.harnessDied, .finished])
             XCTAssertEqual(try store.cell(id: id)?.attempts, 2)
         }
         XCTAssertEqual(try store.integrityCheck(), ["ok"])

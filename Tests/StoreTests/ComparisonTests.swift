@@ -15,7 +15,7 @@ final class ComparisonTests: XCTestCase {
         cell.state = status == nil ? .pending : state
         cell.attempts = status == nil ? 0 : 1
         let outcome = status.map { OutcomeRecord(cellID: Int64(repeatIndex), attempt: 1, harnessRunID: nil, status: $0,
-                                                 reason: reason, end: "finished") }
+                                                 reason: reason, end: .finished) }
         let records = reports.enumerated().map { i, report in
             ReportRecord(cellID: Int64(repeatIndex), attempt: 1, ordinal: i, report: KernelReport(
                 category: "kasan", title: report.1, signature: report.0, guiltyFrame: nil, text: "", corrupted: false))
