@@ -95,6 +95,7 @@ let package = Package(
         .testTarget(name: "ClassifyTests", dependencies: ["Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "KernelTestSupport"]),
+        .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "RunModel", "Classify", "Kernel", "Support", "KernelTestSupport"]),
