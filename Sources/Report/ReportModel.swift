@@ -145,8 +145,8 @@ public struct ReportIssue: Sendable {
     /// The classifier's 16-hex-digit signature, or `lifecycle-<hash>` for a lifetime violation.
     public var signature: String
     public var title: String
-    /// A Classify category ("kasan", "oops", ...) or "pasid-lifetime".
-    public var category: String
+    /// A Classify category ("kasan", "oops", ...), "pasid-lifetime", "verdict" or "build".
+    public var category: IssueCategory
     public var guiltyFrame: String?
     /// The first occurrence's text.
     public var text: String

@@ -172,7 +172,7 @@ final class MatrixRunTests: XCTestCase {
         let comparison = try store.compare(runID: "patched", baselineID: "clean")
         XCTAssertEqual(comparison.entries.map(\.change), [.new], comparison.table())
         let issue = try XCTUnwrap(comparison.entries.first?.issue)
-        XCTAssertEqual(issue.category, "warning")
+        XCTAssertEqual(issue.category, .report(.warning))
         XCTAssertTrue(issue.title.contains("arm_smmu_device_probe"), issue.title)
         XCTAssertEqual(comparison.entries.first?.run, SideCount(failing: 2, usable: 2, total: 2, statuses: ["FAIL", "FAIL"]),
                        comparison.table() + "\(patched.results.map { $0.outcome?.reason ?? "-" })")

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import Support
 import XCTest
 
 @testable import Store
@@ -28,6 +29,16 @@ final class ComparisonTests: XCTestCase {
 
     func compare(_ run: [CellResult], _ baseline: [CellResult]) -> Comparison {
         Comparison.compare(run: run, runID: "run", baseline: baseline, baselineID: "base")
+    }
+
+    /// `compare --json` and the verdict signatures stay as they were with typed categories.
+    func testAnIssueKeepsItsCategoryStringAndSignature() throws {
+        let issue = FailureIssue.verdict("timeout in boot after 120 s", category: .verdict)
+        XCTAssertEqual(issue.signature, "verdict-" + Digest.sha256("verdict\ntimeout in boot after N s").prefix(16))
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(issue)) as? [String: String])
+        XCTAssertEqual(object, ["signature": issue.signature, "title": "timeout in boot after N s", "category": "verdict"])
+        let kasan = FailureIssue.issues(of: Self.cell("run", repeatIndex: 1, .fail, reports: [("s1", "KASAN: x")]))
+        XCTAssertEqual(kasan.map(\.category), [.report(.kasan)])
     }
 
     func testASignatureInBothRunsIsTheSameIssueStillFailing() {

@@ -65,7 +65,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.reports(ofCell: first).map(\.category), ["pasid-lifetime", "oops"])
 
         let comparison = try store.compare(runID: "m2", baselineID: "m1")
-        let violation = try XCTUnwrap(comparison.entries.first { $0.issue?.category == "pasid-lifetime" })
+        let violation = try XCTUnwrap(comparison.entries.first { $0.issue?.category == .pasidLifetime })
         XCTAssertEqual(violation.change, .stillFailing, "\(comparison.entries)")
         XCTAssertEqual(violation.issue?.signature, PasidLifecycleOracle.Violation.signature(title: "PASID 7 freed while still bound to pid 9"))
     }
