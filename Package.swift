@@ -1,9 +1,17 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// One target per pipeline stage; dependencies point one way:
-// Kernel -> GuestImage -> Machine -> Collect -> Classify -> Harness -> Store -> CLI;
-// Matrix drives runs through Harness and records them in Store.
+// One target per pipeline stage; dependencies point one way, from the command line
+// down to Support:
+// - Kernel, GuestImage, Machine, Collect and Classify are independent stages over Support.
+// - RunModel is the run's vocabulary, a request in and a record out (RunRequest,
+//   RunResult, how a run ended, exit codes): Classify's verdict types and Kernel's
+//   build record, no I/O. Whatever only reads records depends on it, not on Harness.
+// - Harness runs one request through every stage and returns its RunResult.
+// - Store keeps records (RunModel) in SQLite; Report renders them from the Store.
+// - Matrix drives runs through Harness and records them in Store; Bisect drives
+//   runs through Harness and decides its steps from records; Nightly runs Matrix,
+//   Report and Bisect; the CLI parses arguments for all of them.
 let package = Package(
     name: "kharness",
     platforms: [.macOS(.v15)],
@@ -40,32 +48,35 @@ let package = Package(
             name: "Classify",
             dependencies: ["Support", .product(name: "Yams", package: "Yams")]
         ),
+        .target(name: "RunModel", dependencies: ["Classify", "Kernel", "Support"]),
         .target(
             name: "Harness",
-            dependencies: ["Kernel", "GuestImage", "Machine", "Collect", "Classify", "Support"]
+            dependencies: ["RunModel", "Kernel", "GuestImage", "Machine", "Collect", "Classify", "Support"]
         ),
         .target(
             name: "Store",
-            dependencies: ["Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "Matrix",
-            dependencies: ["Harness", "Store", "Kernel", "Support", .product(name: "Yams", package: "Yams")]
+            dependencies: ["Harness", "RunModel", "Store", "Kernel", "Machine", "Classify", "Support",
+                           .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "Report",
-            dependencies: ["Store", "Harness", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .target(name: "Bisect", dependencies: ["Harness", "Kernel", "Classify", "Support"]),
+        .target(name: "Bisect", dependencies: ["Harness", "RunModel", "Kernel", "Classify", "Support"]),
         .target(
             name: "Nightly",
-            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "Kernel", "Support",
+            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "RunModel", "Kernel", "Support",
                            .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "kharness",
             dependencies: [
                 "Harness",
+                "RunModel",
                 "Store",
                 "Matrix",
                 "Report",
@@ -83,11 +94,12 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "KernelTestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Harness", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "Harness", "Machine", "Support", "KernelTestSupport"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "Harness", "Classify", "Support", "KernelTestSupport"]),
-        .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "KernelTestSupport"]),
+        .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "RunModel", "Classify", "Kernel", "Support", "KernelTestSupport"]),
+        .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness", "RunModel", "Support"]),
         .testTarget(name: "NightlyTests", dependencies: ["Nightly", "Matrix", "Store", "Kernel", "Support", "KernelTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,6 +1,7 @@
 import Foundation
 import Harness
 import Kernel
+import RunModel
 import Support
 
 /// Builds and runs a commit through the normal pipeline (`Runner`): the

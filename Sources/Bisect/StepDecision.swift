@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 
 /// What one run says about the commit it ran, for the failure hunted.
 public enum Observation: Sendable, Equatable {
@@ -18,7 +19,7 @@ public enum Observation: Sendable, Equatable {
     public static func of(_ run: StepRun, hunting hunted: FailureSignature) -> Observation {
         if run.status == .buildFail { return .untestable("does not build: \(run.reason)") }
         if hunted.matches(run) { return .hit }
-        if run.end == "boot-failed" || run.reason.hasPrefix("boot failure") || run.reason.hasPrefix("timeout in boot") {
+        if run.end == .bootFailed || run.reason.hasPrefix("boot failure") || run.reason.hasPrefix("timeout in boot") {
             return .untestable("does not boot: \(run.reason)")
         }
         switch run.status {

@@ -1,6 +1,6 @@
 import Classify
 import Foundation
-import Harness
+import RunModel
 
 /// What one run of one commit showed, kept in the bisect's state so a
 /// resumed bisect decides from the same facts without running them again.
@@ -8,7 +8,7 @@ public struct StepRun: Codable, Sendable, Equatable {
     public var runID: String
     public var status: RunStatus
     /// How the harness saw the run end (`RunResult.end`).
-    public var end: String
+    public var end: RunResult.End
     public var reason: String
     /// Every failure the run showed, as titles: PASID lifetime violations,
     /// kernel reports no suppression matched, and the verdict's reason.
@@ -19,7 +19,7 @@ public struct StepRun: Codable, Sendable, Equatable {
     public var workloadCompleted: Bool?
     public var timings: StepTimings
 
-    public init(runID: String, status: RunStatus, end: String, reason: String, failureTitles: [String],
+    public init(runID: String, status: RunStatus, end: RunResult.End, reason: String, failureTitles: [String],
                 workloadCompleted: Bool? = nil, timings: StepTimings) {
         self.runID = runID
         self.status = status
@@ -37,14 +37,14 @@ public struct StepRun: Codable, Sendable, Equatable {
         if result.status == .fail { titles.append(result.reason) }
         var unique: [String] = []
         for title in titles where !unique.contains(title) { unique.append(title) }
-        let completed = result.end == "finished" && !result.scenarios.contains { $0.status == .miss }
+        let completed = result.end == .finished && !result.scenarios.contains { $0.status == .miss }
         self.init(runID: result.runID, status: result.status, end: result.end, reason: result.reason,
                   failureTitles: unique, workloadCompleted: completed,
                   timings: StepTimings(runTimings: result.timings, wall: wall))
     }
 
     /// True when the user (or a signal) stopped the run: not an observation.
-    public var wasInterrupted: Bool { end == "interrupted" }
+    public var wasInterrupted: Bool { end == .interrupted }
 }
 
 /// Where a step's time went: building the kernel and the workload, booting,

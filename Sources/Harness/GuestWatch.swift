@@ -2,6 +2,7 @@ import Classify
 import Collect
 import Foundation
 import Machine
+import RunModel
 
 /// Follows a running guest: its console into the classifier and the
 /// terminal, its domain state, the deadlines and the user's signals, and

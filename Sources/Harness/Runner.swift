@@ -4,6 +4,7 @@ import Foundation
 import GuestImage
 import Kernel
 import Machine
+import RunModel
 import Support
 
 /// What a run tells whoever watches it (the CLI prints these).
@@ -70,10 +71,9 @@ public final class Runner: @unchecked Sendable {
         var result = RunResult(
             runID: runID, status: .error,
             reason: "run did not finish: the harness stopped before recording an outcome",
-            evidence: [], kernel: request.kernel.description, kernelIdentity: nil, build: nil, kernelRelease: nil,
-            machine: request.machine, workload: request.workloadScript ?? request.workload,
-            end: "harness-died", scenarios: [], reports: [], timings: [:], consoleBytes: 0,
-            startedAt: ISO8601DateFormatter().string(from: Date()), finishedAt: nil)
+            kernel: request.kernel.description, machine: request.machine,
+            workload: request.workloadScript ?? request.workload, end: .harnessDied,
+            startedAt: ISO8601DateFormatter().string(from: Date()))
         try record(result, in: directory)
 
         let signals = SignalWatch(signals: [SIGINT, SIGTERM])
@@ -92,15 +92,15 @@ public final class Runner: @unchecked Sendable {
             result.status = .buildFail
             result.reason = failure.reason
             result.evidence = ["build log: \(failure.logPath)"]
-            result.end = "build-failed"
+            result.end = .buildFailed
         } catch let error as HarnessError {
             result.status = .error
             result.reason = error.description
-            result.end = error.kind == .badInput ? "bad-input" : "infrastructure"
+            result.end = RunResult.End(error.kind)
         } catch {
             result.status = .error
             result.reason = "harness error: \(error)"
-            result.end = "infrastructure"
+            result.end = .infrastructure
         }
         result.timings = clock.timings
         result.finishedAt = ISO8601DateFormatter().string(from: Date())
@@ -109,9 +109,7 @@ public final class Runner: @unchecked Sendable {
     }
 
     private func record(_ result: RunResult, in directory: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Files.writeAtomically(try encoder.encode(result), to: "\(directory)/result.json")
+        try Files.writeAtomically(try result.json(), to: "\(directory)/result.json")
     }
 
     private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
@@ -218,15 +216,7 @@ public final class Runner: @unchecked Sendable {
         result.reports = analysis.reports
         result.unsuppressedReportCounts = analysis.unsuppressedReportCounts
         result.reportsDropped = analysis.reportsDropped
-        switch end {
-        case .guestFinished: result.end = "finished"
-        case .timeout: result.end = "timeout"
-        case .interrupted: result.end = "interrupted"
-        case .infrastructure: result.end = "infrastructure"
-        case .bootFailed: result.end = "boot-failed"
-        case .consoleFlood: result.end = "console-flood"
-        case .traceFlood: result.end = "trace-flood"
-        }
+        result.end = RunResult.End(end)
         let lifecycle = watch.lifecycle()
         try deviceRecords?.keep(in: directory)
         let device = watch.deviceOracle(directory: directory)
@@ -299,7 +289,7 @@ public final class Runner: @unchecked Sendable {
     }
 
     private func interrupted(_ signal: Int32, result: inout RunResult) -> Outcome {
-        result.end = "interrupted"
+        result.end = .interrupted
         return Outcome(status: .error, reason: "interrupted by \(SignalWatch.name(signal))", evidence: [])
     }
 
@@ -456,4 +446,11 @@ final class PhaseClock: @unchecked Sendable {
         timings[phase] = (seconds * 1000).rounded() / 1000
         timings["total"] = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
     }
+}
+
+extension RunRequest {
+    /// The built-in sva workload: it needs the accelerator driver (so a
+    /// kernel with modules), the workload program, and tolerates the SMMU
+    /// faults it provokes.
+    var runsSvaWorkload: Bool { workload == "sva" && workloadScript == nil }
 }

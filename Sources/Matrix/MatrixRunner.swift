@@ -2,6 +2,7 @@ import Classify
 import Foundation
 import Harness
 import Kernel
+import RunModel
 import Store
 import Support
 
@@ -46,13 +47,14 @@ public struct MatrixOutcome: Sendable {
     public var interruptedBy: Int32?
 
     /// 130/143 when interrupted; else 1 if a cell failed (FAIL, BUILD_FAIL),
-    /// else 3 if a cell is ERROR, else 0.
+    /// else 3 if a cell is ERROR (bad input included: the matrix was valid) or
+    /// has no outcome, else 0.
     public var exitCode: Int32 {
-        if let interruptedBy { return interruptedBy == SIGTERM ? 143 : 130 }
+        if let interruptedBy { return ExitStatus.interrupted(by: interruptedBy) }
         let statuses = results.compactMap(\.outcome?.status)
-        if statuses.contains(where: { $0 == .fail || $0 == .buildFail }) { return 1 }
-        if statuses.contains(.error) || statuses.count < results.count { return 3 }
-        return 0
+        if statuses.contains(where: { $0 == .fail || $0 == .buildFail }) { return ExitStatus.failure }
+        if statuses.contains(.error) || statuses.count < results.count { return ExitStatus.error }
+        return ExitStatus.success
     }
 }
 
@@ -274,7 +276,7 @@ public final class MatrixRunner: @unchecked Sendable {
                 try store.finishCell(cellID, attempt: attempt, result: result, wallSeconds: Date().timeIntervalSince(start))
             } catch let error as HarnessError {
                 try store.recordFailure(cellID, attempt: attempt, reason: error.description,
-                                        end: error.kind == .badInput ? "bad-input" : "infrastructure",
+                                        end: RunResult.End(error.kind),
                                         wallSeconds: Date().timeIntervalSince(start))
             }
             tracker.stopped()
@@ -297,7 +299,7 @@ public final class MatrixRunner: @unchecked Sendable {
 enum PreparedKernel: Sendable {
     case ready(identity: String, configHash: String?)
     /// Every cell of this kernel gets this outcome without running.
-    case failed(status: RunStatus, reason: String, evidence: [String], end: String, log: String?)
+    case failed(status: RunStatus, reason: String, evidence: [String], end: RunResult.End, log: String?)
     /// A signal arrived: its cells stay pending for `matrix resume`.
     case interrupted
 }
@@ -382,14 +384,14 @@ final class KernelPreparation: @unchecked Sendable {
         } catch let failure as KernelBuildFailure {
             events(.kernel("kernel \(cell.kernel): BUILD_FAIL: \(failure.reason)"))
             return .failed(status: .buildFail, reason: failure.reason, evidence: ["build log: \(failure.logPath)"],
-                           end: "build-failed", log: failure.logPath)
+                           end: .buildFailed, log: failure.logPath)
         } catch let error as HarnessError {
             events(.kernel("kernel \(cell.kernel): \(error)"))
             return .failed(status: .error, reason: error.description, evidence: [],
-                           end: error.kind == .badInput ? "bad-input" : "infrastructure",
+                           end: RunResult.End(error.kind),
                            log: Files.exists(logPath) ? logPath : nil)
         } catch {
-            return .failed(status: .error, reason: "harness error: \(error)", evidence: [], end: "infrastructure", log: nil)
+            return .failed(status: .error, reason: "harness error: \(error)", evidence: [], end: .infrastructure, log: nil)
         }
     }
 

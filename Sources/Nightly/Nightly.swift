@@ -3,6 +3,7 @@ import Harness
 import Kernel
 import Matrix
 import Report
+import RunModel
 import Store
 import Support
 
@@ -67,11 +68,11 @@ public struct NightlyOutcome: Sendable {
     /// cell (infrastructure), else 0. Failures that were there last night too
     /// are in the reports but do not fail the night.
     public var exitCode: Int32 {
-        if let signal = matrix.interruptedBy { return signal == SIGTERM ? 143 : 130 }
-        if !night.newRegressions.isEmpty { return 1 }
-        if !night.complete { return 3 }
-        if comparison == nil, matrix.exitCode == 1 { return 1 }
-        return 0
+        if let signal = matrix.interruptedBy { return ExitStatus.interrupted(by: signal) }
+        if !night.newRegressions.isEmpty { return ExitStatus.failure }
+        if !night.complete { return ExitStatus.error }
+        if comparison == nil, matrix.exitCode == ExitStatus.failure { return ExitStatus.failure }
+        return ExitStatus.success
     }
 }
 

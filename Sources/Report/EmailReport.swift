@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 
 /// The mail a kernel developer expects about a new regression, in the shape
 /// syzbot and the kernel test robot use: a subject that is the report's title,
@@ -28,8 +29,8 @@ public enum EmailReport {
         header += "Content-Type: text/plain; charset=utf-8\n\n"
 
         var out = wrap("Hello,") + "\n\n"
-        let kind = ["verdict", "build"].contains(issue.category) ? "failure"
-            : issue.category == "pasid-lifetime" ? "PASID lifetime violation" : "kernel report"
+        let kind = [.verdict, .build].contains(issue.category) ? "failure"
+            : issue.category == .pasidLifetime ? "PASID lifetime violation" : "kernel report"
         var what = "kharness found a new \(kind), \"\(Escape.line(issue.title))\", "
         what += "in \(cells.count) of \(report.cells.count) runs of matrix run \(Escape.line(report.id))"
         if let baseline = report.baselineID { what += "; the baseline run \(Escape.line(baseline)) did not show it" }
@@ -66,7 +67,7 @@ public enum EmailReport {
         out += wrap("The report:") + "\n\n"
         // A violation or a bare failure is shown with what the console adds (the
         // oops a freed PASID causes); a kernel report is its own text.
-        let text = ["pasid-lifetime", "verdict"].contains(issue.category) ? cell.excerpt(maxLines: .max) : issue.text
+        let text = [.pasidLifetime, .verdict].contains(issue.category) ? cell.excerpt(maxLines: .max) : issue.text
         let lines = Escape.plain(text).split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines.prefix(excerptLines) { out += line + "\n" }
         if lines.count > excerptLines { out += "[... \(lines.count - excerptLines) more lines in the console log]\n" }

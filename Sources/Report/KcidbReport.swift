@@ -96,9 +96,9 @@ public enum KcidbReport {
                 "id": id(issue.signature), "version": issueVersion, "origin": origin,
                 "report_subject": clean(issue.title),
                 "culprit": ["code": true, "tool": false, "harness": false],  // ERROR (harness) never makes an issue
-                "categories": ["runtime." + pathComponent(issue.category)],
+                "categories": ["runtime." + pathComponent(issue.category.rawValue)],
             ]
-            var misc: [String: Any] = ["signature": clean(issue.signature), "category": clean(issue.category)]
+            var misc: [String: Any] = ["signature": clean(issue.signature), "category": clean(issue.category.rawValue)]
             if let frame = issue.guiltyFrame {
                 object["comment"] = clean("in \(frame)")
                 misc["guilty_frame"] = clean(frame)
@@ -181,7 +181,7 @@ public enum KcidbReport {
         let result = cell.result
         var misc: [String: Any] = [
             "matrix_run": clean(matrix), "run_id": clean(result.runID), "repeat": cell.repeatIndex,
-            "machine": clean(result.machine), "reason": clean(result.reason), "end": clean(result.end),
+            "machine": clean(result.machine), "reason": clean(result.reason), "end": clean(result.end.rawValue),
             "reproducer": clean(cell.reproducer),
         ]
         if let release = result.kernelRelease { misc["kernel_release"] = clean(release) }

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 import Store
 import Support
 
@@ -64,7 +65,7 @@ public enum Regressions {
     static func issues(in cells: [ReportCell]) -> [ReportIssue] {
         var issues: [ReportIssue] = []
         var position: [String: Int] = [:]
-        func add(_ signature: String, _ title: String, _ category: String, _ frame: String?, _ text: String, _ cell: Int) {
+        func add(_ signature: String, _ title: String, _ category: IssueCategory, _ frame: String?, _ text: String, _ cell: Int) {
             if let at = position[signature] {
                 if issues[at].cells.last != cell { issues[at].cells.append(cell) }
                 return
@@ -79,20 +80,20 @@ public enum Regressions {
                 // A lifetime violation is the cause when there is one (the oops a
                 // corrupted PASID causes later is its evidence), so it comes first.
                 for violation in cell.result.lifecycleViolations {
-                    add(lifecycleSignature(violation.title), violation.title, PasidLifecycleOracle.Violation.category, nil,
+                    add(lifecycleSignature(violation.title), violation.title, .pasidLifetime, nil,
                         ([violation.title] + violation.evidence).joined(separator: "\n"), index)
                 }
                 let reports = cell.activeReports.filter(\.isKernelReport)
                 for report in reports {
-                    add(report.signature, report.title, report.category, report.guiltyFrame, report.text, index)
+                    add(report.signature, report.title, IssueCategory(rawValue: report.category), report.guiltyFrame, report.text, index)
                 }
                 if reports.isEmpty && cell.result.lifecycleViolations.isEmpty {
-                    let (signature, title) = verdict(cell.result.reason, category: "verdict")
-                    add(signature, title, "verdict", nil, cell.excerpt(maxLines: 200), index)
+                    let (signature, title) = verdict(cell.result.reason, category: .verdict)
+                    add(signature, title, .verdict, nil, cell.excerpt(maxLines: 200), index)
                 }
             case .buildFail:
-                let (signature, title) = verdict("build failure", category: "build")
-                add(signature, title, "build", nil, cell.result.reason, index)
+                let (signature, title) = verdict("build failure", category: .build)
+                add(signature, title, .build, nil, cell.result.reason, index)
             case .pass, .skip, .error, .miss:
                 break
             }
@@ -105,7 +106,7 @@ public enum Regressions {
 
     /// The store's signature and title for a failure without a kernel report
     /// (``FailureIssue/verdict(_:category:)``), so reports and comparisons agree.
-    static func verdict(_ reason: String, category: String) -> (signature: String, title: String) {
+    static func verdict(_ reason: String, category: IssueCategory) -> (signature: String, title: String) {
         let issue = FailureIssue.verdict(reason, category: category)
         return (issue.signature, issue.title)
     }

@@ -1,6 +1,6 @@
 import Classify
 import Foundation
-import Harness
+import RunModel
 import Store
 
 /// One matrix run as every report format sees it: the cells in the order the
@@ -145,8 +145,8 @@ public struct ReportIssue: Sendable {
     /// The classifier's 16-hex-digit signature, or `lifecycle-<hash>` for a lifetime violation.
     public var signature: String
     public var title: String
-    /// A Classify category ("kasan", "oops", ...) or "pasid-lifetime".
-    public var category: String
+    /// A Classify category ("kasan", "oops", ...), "pasid-lifetime", "verdict" or "build".
+    public var category: IssueCategory
     public var guiltyFrame: String?
     /// The first occurrence's text.
     public var text: String

@@ -1,7 +1,7 @@
 import Classify
 import Foundation
 import GRDB
-import Harness
+import RunModel
 import Store
 import Support
 
@@ -37,7 +37,7 @@ extension ReportCell {
 
     init(stored: CellResult) throws {
         let cell = stored.cell
-        var result = try RunResult.decodedFromDirectory(cell.directory) ?? RunResult.blank()
+        var result = RunResult.decodedFromDirectory(cell.directory) ?? RunResult.blank()
         result.runID = stored.outcome?.harnessRunID ?? cell.harnessRunID ?? "cell-\(cell.id ?? 0)"
         result.kernel = cell.kernel
         result.kernelIdentity = cell.kernelIdentity ?? result.kernelIdentity
@@ -55,7 +55,8 @@ extension ReportCell {
         } else {
             result.status = .miss
             result.reason = "no outcome yet: the cell is \(cell.state.rawValue)"
-            result.end = cell.state.rawValue
+            // No run ended yet: the cell's state (pending, running) stands in for the end.
+            result.end = RunResult.End(rawValue: cell.state.rawValue)
         }
         if let started = cell.startedAt { result.startedAt = Timestamp.iso(started) }
         // The store keeps lifetime violations as reports too (for comparisons);
@@ -86,15 +87,10 @@ extension RunResult {
         return try? JSONDecoder().decode(RunResult.self, from: data)
     }
 
-    /// An empty result to fill in from the store's rows (RunResult has no
-    /// public memberwise init, so it is decoded from the smallest result.json).
-    static func blank() throws -> RunResult {
-        let template = #"{"run_id":"","status":"MISS","reason":"","evidence":[],"kernel":"","machine":"","workload":"","end":"","scenarios":[],"reports":[],"lifecycle_violations":[],"timings":{},"console_bytes":0,"started_at":""}"#
-        do {
-            return try JSONDecoder().decode(RunResult.self, from: Data(template.utf8))
-        } catch {
-            throw HarnessError.infrastructure("result.json", "the report's template no longer matches RunResult: \(error)")
-        }
+    /// An empty result to fill in from the store's rows.
+    static func blank() -> RunResult {
+        RunResult(runID: "", status: .miss, reason: "", kernel: "", machine: "", workload: "", end: .other(""),
+                  startedAt: "")
     }
 }
 

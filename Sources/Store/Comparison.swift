@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 import Support
 
 /// A failure as comparisons see it: the same signature in two runs is the
@@ -12,10 +13,10 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
     public var signature: String
     /// The report's title, or the reason so reduced.
     public var title: String
-    /// The report's category, or `verdict` / `build`.
-    public var category: String
+    /// The report's category, a PASID lifetime violation, or `verdict` / `build`.
+    public var category: IssueCategory
 
-    public init(signature: String, title: String, category: String) {
+    public init(signature: String, title: String, category: IssueCategory) {
         self.signature = signature
         self.title = title
         self.category = category
@@ -27,7 +28,7 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
         (a.rank, a.title, a.signature) < (b.rank, b.title, b.signature)
     }
 
-    private var rank: Int { category == "pasid-lifetime" ? 0 : 1 }
+    private var rank: Int { category == .pasidLifetime ? 0 : 1 }
 
     /// The signature alone is the issue: titles may name what varies from
     /// run to run (the PID in a PASID lifetime violation's title).
@@ -45,12 +46,12 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
                 var seen = Set<String>()
                 return kernelReports.compactMap { report in
                     guard seen.insert(report.signature).inserted else { return nil }
-                    return FailureIssue(signature: report.signature, title: report.title, category: report.category)
+                    return FailureIssue(signature: report.signature, title: report.title, category: IssueCategory(rawValue: report.category))
                 }
             }
-            return [verdict(outcome.reason, category: "verdict")]
+            return [verdict(outcome.reason, category: .verdict)]
         case .buildFail:
-            return [verdict("build failure", category: "build")]
+            return [verdict("build failure", category: .build)]
         case .pass, .skip, .error, .miss:
             return []
         }
@@ -58,12 +59,12 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
 
     /// A reason without what changes from run to run: the last console line
     /// a timeout quotes, numbers (PIDs, addresses, counts).
-    public static func verdict(_ reason: String, category: String) -> FailureIssue {
+    public static func verdict(_ reason: String, category: IssueCategory) -> FailureIssue {
         var stable = reason
         if let cut = stable.range(of: "; last console line:") { stable = String(stable[..<cut.lowerBound]) }
         stable = stable.replacingOccurrences(of: "0x[0-9a-fA-F]+", with: "N", options: .regularExpression)
             .replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
-        return FailureIssue(signature: "verdict-" + Digest.sha256(category + "\n" + stable).prefix(16),
+        return FailureIssue(signature: "verdict-" + Digest.sha256(category.rawValue + "\n" + stable).prefix(16),
                             title: stable, category: category)
     }
 }

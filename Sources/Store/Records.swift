@@ -1,7 +1,7 @@
 import Classify
 import Foundation
 import GRDB
-import Harness
+import RunModel
 
 // The rows of the kharness database. Column names are the properties in
 // snake_case (`run_id`, `kernel_identity`, ...), so the file reads well from
@@ -240,9 +240,10 @@ public struct OutcomeRecord: Codable, Sendable, Equatable, FetchableRecord, Pers
     public var status: RunStatus
     public var reason: String
     public var evidence: [String]
-    /// How the harness saw the run end: finished, timeout, interrupted, infrastructure,
-    /// bad-input, build-failed, boot-failed, console-flood, harness-died.
-    public var end: String
+    /// How the harness saw the run end (`RunResult.End`'s strings in the column:
+    /// finished, timeout, interrupted, infrastructure, bad-input, build-failed,
+    /// boot-failed, console-flood, trace-flood, harness-died).
+    public var end: RunResult.End
     /// `uname -r` as the guest reported it.
     public var kernelRelease: String?
     /// The harness's seconds per phase (kernel, initramfs, start, boot, workload, teardown, total).
@@ -255,7 +256,7 @@ public struct OutcomeRecord: Codable, Sendable, Equatable, FetchableRecord, Pers
     public var recordedAt: Date
 
     public init(cellID: Int64, attempt: Int, harnessRunID: String?, status: RunStatus, reason: String,
-                evidence: [String] = [], end: String, kernelRelease: String? = nil, timings: [String: Double] = [:],
+                evidence: [String] = [], end: RunResult.End, kernelRelease: String? = nil, timings: [String: Double] = [:],
                 wallSeconds: Double = 0, guestSeconds: Double = 0, consoleBytes: Int = 0, recordedAt: Date = Date()) {
         self.cellID = cellID
         self.attempt = attempt

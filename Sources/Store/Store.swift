@@ -1,7 +1,7 @@
 import Classify
 import Foundation
 import GRDB
-import Harness
+import RunModel
 import Support
 
 /// The kharness database: matrix runs, their cells, and each cell attempt's
@@ -326,7 +326,7 @@ public final class Store: Sendable {
             cellID: cellID, attempt: attempt, harnessRunID: result.runID, status: result.status,
             reason: result.reason, evidence: result.evidence, end: result.end, kernelRelease: result.kernelRelease,
             timings: result.timings, wallSeconds: wallSeconds, guestSeconds: guest, consoleBytes: result.consoleBytes)
-        let state: CellState = result.end == "interrupted" ? .interrupted : .done
+        let state: CellState = result.end == .interrupted ? .interrupted : .done
         try write { db in
             try Self.insert(outcome: outcome, db)
             // Violations first: they are the cause of the reports that follow.
@@ -351,7 +351,7 @@ public final class Store: Sendable {
 
     /// Records an outcome for a cell that never reached the harness's runner
     /// (its kernel failed to build once for all its cells): a new attempt, done.
-    public func recordWithoutRun(_ cellID: Int64, status: RunStatus, reason: String, evidence: [String], end: String,
+    public func recordWithoutRun(_ cellID: Int64, status: RunStatus, reason: String, evidence: [String], end: RunResult.End,
                                  artifacts: [(name: String, path: String)] = []) throws {
         try write { db in
             guard var cell = try CellRecord.fetchOne(db, key: cellID) else { return }
@@ -374,7 +374,7 @@ public final class Store: Sendable {
     /// Records that an attempt started with ``startCell(_:harnessRunID:directory:connectionURI:)``
     /// ended without a harness result (the harness's runner refused or failed
     /// before writing one): ERROR with `reason`, cell `done`.
-    public func recordFailure(_ cellID: Int64, attempt: Int, reason: String, end: String, wallSeconds: Double) throws {
+    public func recordFailure(_ cellID: Int64, attempt: Int, reason: String, end: RunResult.End, wallSeconds: Double) throws {
         try write { db in
             try Self.insert(outcome: OutcomeRecord(cellID: cellID, attempt: attempt, harnessRunID: nil, status: .error,
                                                    reason: reason, end: end, wallSeconds: wallSeconds), db)
@@ -460,7 +460,7 @@ public final class Store: Sendable {
                 guard let id = cell.id else { continue }
                 let outcome = OutcomeRecord(
                     cellID: id, attempt: cell.attempts, harnessRunID: cell.harnessRunID, status: .error,
-                    reason: "interrupted: the harness died while the cell ran", evidence: [], end: "harness-died",
+                    reason: "interrupted: the harness died while the cell ran", evidence: [], end: .harnessDied,
                     wallSeconds: cell.startedAt.map { Date().timeIntervalSince($0) } ?? 0)
                 try Self.insert(outcome: outcome, db)
                 for (name, path, bytes) in artifacts {

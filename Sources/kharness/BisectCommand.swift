@@ -2,6 +2,7 @@ import ArgumentParser
 import Bisect
 import Foundation
 import Harness
+import RunModel
 import Support
 
 /// `kharness bisect`: finds the commit that brought a failure in (or, with
@@ -114,7 +115,7 @@ struct BisectCommand: AsyncParsableCommand {
         switch outcome {
         case .failure(let interrupted):
             stderrLine("kharness: \(interrupted)")
-            throw ExitCode(interrupted.signal == "SIGTERM" ? 143 : 130)
+            throw ExitCode(ExitStatus.interrupted(bySignalNamed: interrupted.signal))
         case .success(let report):
             if json {
                 let encoder = JSONEncoder()
@@ -123,7 +124,7 @@ struct BisectCommand: AsyncParsableCommand {
             } else {
                 printSafe(report.text, terminator: "")
             }
-            if report.firstBad == nil { throw ExitCode(1) }
+            if report.firstBad == nil { throw ExitCode(ExitStatus.failure) }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kernel
+import RunModel
 import Support
 
 /// `kharness build`: builds a kernel from a git tree into the cache and
@@ -53,7 +54,7 @@ struct BuildCommand: AsyncParsableCommand {
             } catch let failure as KernelBuildFailure {
                 status.clear()
                 FileHandle.standardError.write(Data("kharness: \(failure)\n".utf8))
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.failure)
             }
             status.clear()
             if json {

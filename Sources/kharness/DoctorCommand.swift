@@ -1,5 +1,6 @@
 import ArgumentParser
 import Harness
+import RunModel
 
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,6 @@ struct DoctorCommand: AsyncParsableCommand {
         for check in checks {
             print("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)\(check.ok ? "" : " -> \(check.fix)")")
         }
-        if checks.contains(where: { !$0.ok }) { throw ExitCode(1) }
+        if checks.contains(where: { !$0.ok }) { throw ExitCode(ExitStatus.failure) }
     }
 }

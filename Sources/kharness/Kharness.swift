@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Harness
 import Logging
+import RunModel
 import Support
 
 @main
@@ -46,6 +47,6 @@ func exitOnError<T>(_ body: () async throws -> T) async throws -> T {
         return try await body()
     } catch let error as HarnessError {
         stderrLine("kharness: error: \(error)")
-        throw ExitCode(error.kind == .badInput ? 2 : 3)
+        throw ExitCode(ExitStatus.of(error.kind))
     }
 }

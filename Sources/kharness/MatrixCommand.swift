@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Matrix
+import RunModel
 import Store
 import Support
 
@@ -160,7 +161,7 @@ struct CompareCommand: AsyncParsableCommand {
         } else {
             printSafe(comparison.table(), terminator: "")
         }
-        if !comparison.entries(.new).isEmpty { throw ExitCode(1) }
+        if !comparison.entries(.new).isEmpty { throw ExitCode(ExitStatus.failure) }
     }
 }
 
@@ -168,7 +169,7 @@ private func finish(_ outcome: MatrixOutcome) throws {
     printSafe(RunSummary.table(outcome.results), terminator: "")
     stderrLine("kharness: matrix run \(outcome.run.id): \(outcome.run.state.rawValue)"
         + (outcome.run.state == .interrupted ? " (kharness matrix resume \(outcome.run.id))" : ""))
-    if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    if outcome.exitCode != ExitStatus.success { throw ExitCode(outcome.exitCode) }
 }
 
 /// Live progress on stderr: one line rewritten in place on a terminal, a

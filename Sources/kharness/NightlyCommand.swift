@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Nightly
+import RunModel
 import Support
 
 struct NightlyCommand: AsyncParsableCommand {
@@ -43,6 +44,6 @@ struct NightlyCommand: AsyncParsableCommand {
         }
         for line in night.culprits { printSafe(line) }
         print("reports: \(outcome.reportsDirectory)")
-        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+        if outcome.exitCode != ExitStatus.success { throw ExitCode(outcome.exitCode) }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Harness
 import Kernel
+import RunModel
 import Support
 
 struct RunCommand: AsyncParsableCommand {
@@ -91,10 +92,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         stderrLine("kharness: \(result.status.rawValue): \(result.reason)")
         print(result.runID)
-        switch result.end {
-        case "interrupted": throw ExitCode(result.reason.contains("SIGTERM") ? 143 : 130)
-        default: if result.exitCode != 0 { throw ExitCode(result.exitCode) }
-        }
+        if result.exitCode != ExitStatus.success { throw ExitCode(result.exitCode) }
     }
 }
 

@@ -72,13 +72,13 @@ final class BisectDecisionTests: XCTestCase {
             let index = try XCTUnwrap(commits.firstIndex(of: commit))
             let id = "run-\(index)-\(calls[index, default: 0])"
             if let limit = interruptAfter, calls.values.reduce(0, +) >= limit {
-                return StepRun(runID: id, status: .error, end: "interrupted", reason: "interrupted by SIGINT",
+                return StepRun(runID: id, status: .error, end: .interrupted, reason: "interrupted by SIGINT",
                                failureTitles: [], timings: StepTimings())
             }
             calls[index, default: 0] += 1
             let timings = StepTimings(build: 5, boot: 1, workload: 2, wall: 9)
             if unbuildable.contains(index) {
-                return StepRun(runID: id, status: .buildFail, end: "build-failed",
+                return StepRun(runID: id, status: .buildFail, end: .buildFailed,
                                reason: "drivers/iommu/iommu-sva.c:12: error: expected ';'", failureTitles: [],
                                timings: timings)
             }
@@ -86,16 +86,16 @@ final class BisectDecisionTests: XCTestCase {
             if extraPatch != nil, revertCures { broken = false }
             if broken, uniform() < rate {
                 let reason = "PASID 1 freed while still bound to pid \(80 + Int(uniform() * 40))"
-                return StepRun(runID: id, status: .fail, end: "finished", reason: reason,
+                return StepRun(runID: id, status: .fail, end: .finished, reason: reason,
                                failureTitles: [reason, "BUG: unable to handle kernel NULL pointer dereference in sva_accel_pin"],
                                workloadCompleted: false, timings: timings)
             }
             if otherCrash.contains(index) {
                 let reason = "WARNING in iommu_sva_unbind_device"
-                return StepRun(runID: id, status: .fail, end: "finished", reason: reason, failureTitles: [reason],
+                return StepRun(runID: id, status: .fail, end: .finished, reason: reason, failureTitles: [reason],
                                workloadCompleted: !otherCrashStopsWorkload, timings: timings)
             }
-            return StepRun(runID: id, status: .pass, end: "finished", reason: "1 scenario(s) passed",
+            return StepRun(runID: id, status: .pass, end: .finished, reason: "1 scenario(s) passed",
                            failureTitles: [], timings: timings)
         }
     }
@@ -171,7 +171,7 @@ final class BisectDecisionTests: XCTestCase {
         XCTAssertTrue(other?.note.contains("WARNING in foo") ?? false)
 
         let hunted = FailureSignature("PASID 1 freed while still bound to pid 2")
-        let stopped = StepRun(runID: "r", status: .fail, end: "finished", reason: "BUG: unable to handle kernel paging request in foo",
+        let stopped = StepRun(runID: "r", status: .fail, end: .finished, reason: "BUG: unable to handle kernel paging request in foo",
                               failureTitles: ["BUG: unable to handle kernel paging request in foo"], workloadCompleted: false,
                               timings: StepTimings())
         XCTAssertEqual(Observation.of(stopped, hunting: hunted),
@@ -183,7 +183,7 @@ final class BisectDecisionTests: XCTestCase {
         hit.failureTitles.append("PASID 7 freed while still bound to pid 99")
         XCTAssertEqual(Observation.of(hit, hunting: hunted), .hit)
 
-        let run = StepRun(runID: "r", status: .fail, end: "boot-failed", reason: "boot failure: no kernel output",
+        let run = StepRun(runID: "r", status: .fail, end: .bootFailed, reason: "boot failure: no kernel output",
                           failureTitles: ["boot failure: no kernel output"], timings: StepTimings())
         XCTAssertEqual(Observation.of(run, hunting: FailureSignature("PASID 1 freed while still bound to pid 2")),
                        .untestable("does not boot: boot failure: no kernel output"))

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 import XCTest
 
 @testable import Harness

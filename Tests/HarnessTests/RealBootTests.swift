@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 import Kernel
 import Machine
 import Support
@@ -57,7 +58,7 @@ final class RealBootTests: XCTestCase {
     func testDebian61BootsToPassWithSMMUEvidence() async throws {
         let result = try await Runner().run(try request("debian:6.1"))
         XCTAssertEqual(result.status, .pass, result.reason)
-        XCTAssertEqual(result.end, "finished")
+        XCTAssertEqual(result.end, .finished)
         XCTAssertTrue(result.kernelRelease?.hasPrefix("6.1.0-") == true, "\(String(describing: result.kernelRelease))")
         XCTAssertEqual(result.scenarios.map(\.name), ["boot"])
         let evidence = result.scenarios.first?.evidence ?? []
@@ -109,7 +110,7 @@ final class RealBootTests: XCTestCase {
         r.workloadScript = try script("echo '@@kharness begin hang'\necho about to hang\nsleep 100000\n")
         r.totalTimeout = 25
         let result = try await Runner().run(r)
-        XCTAssertEqual(result.end, "timeout")
+        XCTAssertEqual(result.end, .timeout)
         XCTAssertNotEqual(result.status, .pass)
         XCTAssertNotEqual(result.status, .error, "a guest that hangs is the kernel's or workload's failure, not the harness's")
         XCTAssertTrue(result.reason.contains("timeout"), result.reason)
@@ -125,7 +126,7 @@ final class RealBootTests: XCTestCase {
         r.consoleLimitBytes = 1 << 20
         r.totalTimeout = 300
         let result = try await Runner().run(r)
-        XCTAssertEqual(result.end, "console-flood")
+        XCTAssertEqual(result.end, .consoleFlood)
         XCTAssertEqual(result.status, .fail)
         XCTAssertTrue(result.reason.hasPrefix("console flood: the guest printed more than 1 MiB"), result.reason)
         XCTAssertGreaterThan(result.consoleBytes, 1 << 20)
@@ -146,7 +147,7 @@ final class RealBootTests: XCTestCase {
             """)
         r.totalTimeout = 300
         let result = try await Runner().run(r)
-        XCTAssertEqual(result.end, "finished", result.reason)
+        XCTAssertEqual(result.end, .finished, result.reason)
         XCTAssertEqual(result.status, .pass, result.reason)
         let directory = "\(resultsRoot)/\(result.runID)"
         let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: directory + "/console.log")[.size] as? Int)
@@ -183,7 +184,7 @@ final class RealBootTests: XCTestCase {
         kill(pid, SIGKILL)
         let result = try await running.value
         XCTAssertEqual(result.status, .error, result.reason)
-        XCTAssertEqual(result.end, "infrastructure")
+        XCTAssertEqual(result.end, .infrastructure)
         XCTAssertTrue(result.reason.hasPrefix("QEMU stopped unexpectedly"), result.reason)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(resultsRoot)/\(result.runID)/qemu.log"))
         try assertNothingLeft(result.runID)
@@ -199,7 +200,7 @@ final class RealBootTests: XCTestCase {
         try await Command.check(repo.path + "/scripts/start-libvirt", [])
         let result = try await running.value
         XCTAssertEqual(result.status, .error, result.reason)
-        XCTAssertEqual(result.end, "infrastructure")
+        XCTAssertEqual(result.end, .infrastructure)
         XCTAssertTrue(result.reason.contains("libvirt"), result.reason)
         try await waitForLibvirt()
         try assertNothingLeft(result.runID)

@@ -1,6 +1,7 @@
 import Classify
 import Support
 import Foundation
+import RunModel
 import XCTest
 
 @testable import Harness

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import RunModel
 import Kernel
 import KernelTestSupport
 import Support

@@ -171,7 +171,7 @@ final class MatrixFileTests: XCTestCase {
         tracker.started()
         XCTAssertNil(tracker.snapshot().eta)
         tracker.stopped()
-        tracker.finished(OutcomeRecord(cellID: 1, attempt: 1, harnessRunID: nil, status: .fail, reason: "", end: "finished",
+        tracker.finished(OutcomeRecord(cellID: 1, attempt: 1, harnessRunID: nil, status: .fail, reason: "", end: .finished,
                                        wallSeconds: 10))
         let progress = tracker.snapshot()
         // 2.5 cells left (the running one counts half) x 10 s / 2 at once.

@@ -132,7 +132,7 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertEqual(events.started, 2, "only the Debian kernel's cells boot")
         for result in outcome.results where result.cell.kernel.hasPrefix("git:") {
             XCTAssertEqual(result.outcome?.status, .error)
-            XCTAssertEqual(result.outcome?.end, "bad-input")
+            XCTAssertEqual(result.outcome?.end, .badInput)
             XCTAssertTrue(result.outcome?.reason.contains("unknown revision 'no-such-revision'") == true,
                           result.outcome?.reason ?? "")
             XCTAssertNil(result.cell.harnessRunID)
@@ -172,7 +172,7 @@ final class MatrixRunTests: XCTestCase {
         let comparison = try store.compare(runID: "patched", baselineID: "clean")
         XCTAssertEqual(comparison.entries.map(\.change), [.new], comparison.table())
         let issue = try XCTUnwrap(comparison.entries.first?.issue)
-        XCTAssertEqual(issue.category, "warning")
+        XCTAssertEqual(issue.category, .report(.warning))
         XCTAssertTrue(issue.title.contains("arm_smmu_device_probe"), issue.title)
         XCTAssertEqual(comparison.entries.first?.run, SideCount(failing: 2, usable: 2, total: 2, statuses: ["FAIL", "FAIL"]),
                        comparison.table() + "\(patched.results.map { $0.outcome?.reason ?? "-" })")
@@ -273,7 +273,7 @@ final class MatrixRunTests: XCTestCase {
         XCTAssertEqual(try store.run(id: "killed")?.state, .interrupted)
         for id in leftRunning {
             XCTAssertEqual(try store.cell(id: id)?.state, .interrupted)
-            XCTAssertEqual(try store.outcome(ofCell: id)?.end, "harness-died")
+            XCTAssertEqual(try store.outcome(ofCell: id)?.end, .harnessDied)
             XCTAssertEqual(try store.outcome(ofCell: id)?.status, .error)
         }
 
@@ -295,7 +295,7 @@ final class MatrixRunTests: XCTestCase {
             XCTAssertEqual(result.outcome?.status, expected, "\(result.cell.key): \(result.outcome?.reason ?? "no outcome")")
         }
         for id in leftRunning {
-            XCTAssertEqual(try store.outcomeHistory(ofCell: id).map(\.end), ["harness-died", "finished"])
+            XCTAssertEqual(try store.outcomeHistory(ofCell: id).map(\.end), [.harnessDied, .finished])
             XCTAssertEqual(try store.cell(id: id)?.attempts, 2)
         }
         XCTAssertEqual(try store.integrityCheck(), ["ok"])

@@ -160,7 +160,7 @@ final class NightlyTests: XCTestCase {
         XCTAssertEqual(two.night.newRegressions.count, 1, "\(two.comparison?.entries ?? [])")
         XCTAssertTrue(two.matrix.results.first?.outcome?.reason.hasPrefix("PASID") == true,
                       "\(two.matrix.results.map { $0.outcome?.reason ?? "-" })")
-        XCTAssertEqual(two.comparison?.entries(.new).first?.issue?.category, "pasid-lifetime",
+        XCTAssertEqual(two.comparison?.entries(.new).first?.issue?.category, .pasidLifetime,
                        "the violation leads the new issues: \(two.comparison?.entries ?? [])")
         XCTAssertEqual(two.night.culprits, ["#regzbot introduced: \(planted.prefix(12))"], two.bisects.joined(separator: "\n"))
         let mail = try String(contentsOfFile: two.reportsDirectory + "/regressions.txt", encoding: .utf8)

@@ -1,10 +1,11 @@
 import Classify
 import Foundation
-import Harness
+import Kernel
+import RunModel
 @testable import Report
 
 /// Report inputs built the way the harness records them: RunResult values
-/// decoded from result.json-shaped JSON, run directories with real files.
+/// (their parts from result.json-shaped JSON), run directories with real files.
 enum Fixtures {
     static let hostile = "</script><script>document.body.setAttribute('data-pwned','1')</script>"
         + "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\"> ]]> & \u{1b}[31mred\u{1b}[0m \u{0}nul \u{202e}bidi"
@@ -42,17 +43,20 @@ enum Fixtures {
         reports: [[String: Any]] = [], scenarios: [[String: Any]] = [], violations: [[String: Any]] = [],
         startedAt: String = "2026-11-25T01:00:00Z", identity: String? = nil
     ) -> RunResult {
-        var object: [String: Any] = [
-            "run_id": id, "status": status, "reason": reason, "evidence": [], "kernel": kernel,
-            "machine": machine, "workload": workload, "end": "finished", "scenarios": scenarios,
-            "reports": reports, "lifecycle_violations": violations, "timings": ["total": 12.5, "boot": 3.2],
-            "console_bytes": 1000, "started_at": startedAt, "finished_at": startedAt,
-            "kernel_release": "6.12.0-kharness",
-        ]
-        if let build { object["build"] = build }
-        if let identity { object["kernel_identity"] = identity }
-        let data = try! JSONSerialization.data(withJSONObject: object)
-        return try! JSONDecoder().decode(RunResult.self, from: data)
+        RunResult(
+            runID: id, status: RunStatus(rawValue: status)!, reason: reason, evidence: [], kernel: kernel,
+            kernelIdentity: identity, build: build.map { decoded(KernelBuild.self, $0) },
+            kernelRelease: "6.12.0-kharness", machine: machine, workload: workload, end: .finished,
+            scenarios: scenarios.map { decoded(ScenarioResult.self, $0) },
+            reports: reports.map { decoded(KernelReport.self, $0) },
+            lifecycleViolations: violations.map { decoded(PasidLifecycleOracle.Violation.self, $0) },
+            timings: ["total": 12.5, "boot": 3.2], consoleBytes: 1000, startedAt: startedAt, finishedAt: startedAt)
+    }
+
+    /// A part of a record from the JSON-shaped dictionary the tests edit (hostile
+    /// strings in any field); KernelBuild has no public initializer.
+    static func decoded<T: Decodable>(_ type: T.Type, _ object: [String: Any]) -> T {
+        try! JSONDecoder().decode(type, from: try! JSONSerialization.data(withJSONObject: object))
     }
 
     static func scenario(_ name: String, _ status: String, _ reason: String = "") -> [String: Any] {

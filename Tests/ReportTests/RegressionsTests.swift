@@ -13,7 +13,7 @@ final class RegressionsTests: XCTestCase {
         let key = CellKey(kernel: "k", configFragments: [], machine: "m", workload: "w", scenarios: [])
         let side = SideCount(failing: 1, usable: 1, total: 1, statuses: ["FAIL"])
         func entry(_ change: Change) -> ComparisonEntry {
-            ComparisonEntry(key: key, change: change, issue: FailureIssue(signature: "s", title: "t", category: "c"),
+            ComparisonEntry(key: key, change: change, issue: FailureIssue(signature: "s", title: "t", category: .other("c")),
                             run: side, baseline: side)
         }
         XCTAssertEqual(Regressions.change([]), .unchanged)
@@ -27,7 +27,7 @@ final class RegressionsTests: XCTestCase {
     func testIssuesGroupBySignatureAndLifecycleTitlesIgnoreNumbers() throws {
         var report = try Fixtures.matrix(root: root)
         // The lifetime violation (the cause), KASAN, the hostile WARNING (all from the failed run), the build failure.
-        XCTAssertEqual(report.issues.map(\.category), ["pasid-lifetime", "kasan", "warning", "build"])
+        XCTAssertEqual(report.issues.map(\.category), [.pasidLifetime, .report(.kasan), .report(.warning), .build])
         XCTAssertEqual(report.issues.map(\.signature)[1...2], ["0123456789abcdef", "fedcba9876543210"])
         XCTAssertEqual(report.issues[0].cells, [1])
         XCTAssertEqual(report.issues[3].cells, [4])

@@ -279,7 +279,7 @@ final class RendererTests: XCTestCase {
         XCTAssertTrue(lines.allSatisfy { $0.count <= 160 })
         let side = SideCount(failing: 1, usable: 1, total: 1, statuses: ["FAIL"])
         let entry = ComparisonEntry(key: report.cells[4].key, change: .new,
-                                    issue: FailureIssue(signature: "s", title: "t", category: "build"), run: side, baseline: side)
+                                    issue: FailureIssue(signature: "s", title: "t", category: .build), run: side, baseline: side)
         Regressions.annotate(&report, comparison: Comparison(runID: report.id, baselineID: "base", entries: [entry], passingKeys: 1))
         let compared = TableReport.render(report).split(separator: "\n")
         XCTAssertTrue(compared[0].hasSuffix("compared with base"))

@@ -1,5 +1,5 @@
 import Foundation
-import Harness
+import RunModel
 import Store
 import Support
 import XCTest

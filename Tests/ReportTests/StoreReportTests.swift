@@ -1,5 +1,5 @@
 import Foundation
-import Harness
+import RunModel
 import KernelTestSupport
 import Store
 import Support
@@ -223,7 +223,7 @@ final class StoreReportTests: XCTestCase {
         try Files.writeAtomically("{\"run_id\": 12", to: root + "/run/result.json")
         cell.directory = root + "/run"
         cell.harnessRunID = "h1"
-        let outcome = OutcomeRecord(cellID: 7, attempt: 1, harnessRunID: "h1", status: .fail, reason: "boom", end: "finished")
+        let outcome = OutcomeRecord(cellID: 7, attempt: 1, harnessRunID: "h1", status: .fail, reason: "boom", end: .finished)
         let done = try ReportCell(stored: CellResult(cell: cell, outcome: outcome))
         XCTAssertEqual(done.status, .fail)
         XCTAssertEqual(done.runID, "h1")

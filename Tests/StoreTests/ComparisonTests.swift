@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import Support
 import XCTest
 
 @testable import Store
@@ -15,7 +16,7 @@ final class ComparisonTests: XCTestCase {
         cell.state = status == nil ? .pending : state
         cell.attempts = status == nil ? 0 : 1
         let outcome = status.map { OutcomeRecord(cellID: Int64(repeatIndex), attempt: 1, harnessRunID: nil, status: $0,
-                                                 reason: reason, end: "finished") }
+                                                 reason: reason, end: .finished) }
         let records = reports.enumerated().map { i, report in
             ReportRecord(cellID: Int64(repeatIndex), attempt: 1, ordinal: i, report: KernelReport(
                 category: "kasan", title: report.1, signature: report.0, guiltyFrame: nil, text: "", corrupted: false))
@@ -28,6 +29,16 @@ final class ComparisonTests: XCTestCase {
 
     func compare(_ run: [CellResult], _ baseline: [CellResult]) -> Comparison {
         Comparison.compare(run: run, runID: "run", baseline: baseline, baselineID: "base")
+    }
+
+    /// `compare --json` and the verdict signatures stay as they were with typed categories.
+    func testAnIssueKeepsItsCategoryStringAndSignature() throws {
+        let issue = FailureIssue.verdict("timeout in boot after 120 s", category: .verdict)
+        XCTAssertEqual(issue.signature, "verdict-" + Digest.sha256("verdict\ntimeout in boot after N s").prefix(16))
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(issue)) as? [String: String])
+        XCTAssertEqual(object, ["signature": issue.signature, "title": "timeout in boot after N s", "category": "verdict"])
+        let kasan = FailureIssue.issues(of: Self.cell("run", repeatIndex: 1, .fail, reports: [("s1", "KASAN: x")]))
+        XCTAssertEqual(kasan.map(\.category), [.report(.kasan)])
     }
 
     func testASignatureInBothRunsIsTheSameIssueStillFailing() {

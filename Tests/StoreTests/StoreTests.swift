@@ -1,10 +1,10 @@
 import Classify
 import Foundation
 import GRDB
+import RunModel
 import Support
 import XCTest
 
-@testable import Harness
 @testable import Store
 
 /// The store on a real SQLite file in a temporary directory.
@@ -29,7 +29,7 @@ final class StoreTests: XCTestCase {
     }
 
     static func result(_ id: String, _ status: RunStatus, reason: String = "ok", reports: [KernelReport] = [],
-                       end: String = "finished") -> RunResult {
+                       end: RunResult.End = .finished) -> RunResult {
         RunResult(runID: id, status: status, reason: reason, evidence: ["e"], kernel: "debian:6.1",
                   kernelIdentity: "debian:6.1.0-1", build: nil, kernelRelease: "6.1.0-1-arm64", machine: "stock",
                   workload: "boot", end: end, scenarios: [ScenarioResult(name: "boot", status: status, ended: true)],
@@ -65,7 +65,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.reports(ofCell: first).map(\.category), ["pasid-lifetime", "oops"])
 
         let comparison = try store.compare(runID: "m2", baselineID: "m1")
-        let violation = try XCTUnwrap(comparison.entries.first { $0.issue?.category == "pasid-lifetime" })
+        let violation = try XCTUnwrap(comparison.entries.first { $0.issue?.category == .pasidLifetime })
         XCTAssertEqual(violation.change, .stillFailing, "\(comparison.entries)")
         XCTAssertEqual(violation.issue?.signature, PasidLifecycleOracle.Violation.signature(title: "PASID 7 freed while still bound to pid 9"))
     }
@@ -136,7 +136,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.cells(ofRun: "dead").map(\.state), [.interrupted, .pending])
         let outcome = try XCTUnwrap(store.outcome(ofCell: 1))
         XCTAssertEqual(outcome.status, .error)
-        XCTAssertEqual(outcome.end, "harness-died")
+        XCTAssertEqual(outcome.end, .harnessDied)
         XCTAssertEqual(try store.run(id: "alive")?.state, .running)
         XCTAssertEqual(try store.cell(id: 3)?.state, .running)
         XCTAssertThrowsError(try store.own(runID: "alive"), "a live owner keeps its run")
@@ -149,7 +149,7 @@ final class StoreTests: XCTestCase {
         let store = try Store.open(path: directory + "/k.db")
         _ = try makeRun(store, repeats: 1)
         _ = try store.startCell(1, harnessRunID: "r1", directory: directory, connectionURI: nil)
-        try store.finishCell(1, attempt: 1, result: Self.result("r1", .error, reason: "interrupted by SIGINT", end: "interrupted"),
+        try store.finishCell(1, attempt: 1, result: Self.result("r1", .error, reason: "interrupted by SIGINT", end: .interrupted),
                              wallSeconds: 1)
         XCTAssertEqual(try store.cell(id: 1)?.state, .interrupted)
         let second = try store.startCell(1, harnessRunID: "r2", directory: directory, connectionURI: nil)

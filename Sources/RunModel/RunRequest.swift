@@ -1,8 +1,7 @@
-import Foundation
 import Kernel
-import Support
 
-/// One run as the user asked for it.
+/// One run as the user asked for it: what the run stage (Harness) takes in, as
+/// ``RunResult`` is what it gives back.
 public struct RunRequest: Sendable {
     public var kernel: KernelSpec
     /// For `git:` kernels: a patch series and config fragments.
@@ -34,32 +33,4 @@ public struct RunRequest: Sendable {
     public var deviceRecords = true
 
     public init(kernel: KernelSpec) { self.kernel = kernel }
-
-    /// The built-in sva workload: it needs the accelerator driver (so a
-    /// kernel with modules), the workload program, and tolerates the SMMU
-    /// faults it provokes.
-    var runsSvaWorkload: Bool { workload == "sva" && workloadScript == nil }
-}
-
-/// Where the harness's own files are: guest/ in the source tree.
-public enum GuestAssets {
-    /// `$KHARNESS_GUEST_DIR`, else the `guest/` found walking up from the
-    /// executable (a build inside the checkout), else `./guest`.
-    public static func directory() throws -> String {
-        let fm = FileManager.default
-        if let dir = ProcessInfo.processInfo.environment["KHARNESS_GUEST_DIR"], !dir.isEmpty {
-            guard fm.fileExists(atPath: dir + "/init/init") else {
-                throw HarnessError.badInput(dir, "KHARNESS_GUEST_DIR has no init/init")
-            }
-            return dir
-        }
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        for _ in 0..<8 {
-            url.deleteLastPathComponent()
-            if fm.fileExists(atPath: url.path + "/guest/init/init") { return url.path + "/guest" }
-        }
-        let cwd = fm.currentDirectoryPath + "/guest"
-        if fm.fileExists(atPath: cwd + "/init/init") { return cwd }
-        throw HarnessError.badInput("guest/", "cannot find the guest directory (set KHARNESS_GUEST_DIR)")
-    }
 }

@@ -1,0 +1,25 @@
+import Foundation
+import Support
+
+/// Where the harness's own files are: guest/ in the source tree.
+public enum GuestAssets {
+    /// `$KHARNESS_GUEST_DIR`, else the `guest/` found walking up from the
+    /// executable (a build inside the checkout), else `./guest`.
+    public static func directory() throws -> String {
+        let fm = FileManager.default
+        if let dir = ProcessInfo.processInfo.environment["KHARNESS_GUEST_DIR"], !dir.isEmpty {
+            guard fm.fileExists(atPath: dir + "/init/init") else {
+                throw HarnessError.badInput(dir, "KHARNESS_GUEST_DIR has no init/init")
+            }
+            return dir
+        }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        for _ in 0..<8 {
+            url.deleteLastPathComponent()
+            if fm.fileExists(atPath: url.path + "/guest/init/init") { return url.path + "/guest" }
+        }
+        let cwd = fm.currentDirectoryPath + "/guest"
+        if fm.fileExists(atPath: cwd + "/init/init") { return cwd }
+        throw HarnessError.badInput("guest/", "cannot find the guest directory (set KHARNESS_GUEST_DIR)")
+    }
+}

@@ -1,0 +1,49 @@
+import Classify
+
+/// What comparisons and reports file an issue under: a kernel report's category, a
+/// PASID lifetime violation, or a failure with no kernel report behind it. Written as
+/// the strings it always was ("kasan", "pasid-lifetime", "verdict", "build") in
+/// `compare --json`, KCIDB and mail; the database keeps a report's category as the
+/// classifier's string, which this reads with ``init(rawValue:)``.
+public enum IssueCategory: Hashable, Sendable, Codable, RawRepresentable, CustomStringConvertible {
+    /// A kernel report of this category.
+    case report(KernelReport.Category)
+    /// A PASID lifetime violation (``PasidLifecycleOracle/Violation/category``).
+    case pasidLifetime
+    /// A FAIL without an unsuppressed kernel report: filed under its reason.
+    case verdict
+    /// The kernel did not build.
+    case build
+    /// A string this version does not know (from another version's store).
+    case other(String)
+
+    public init(rawValue: String) {
+        switch rawValue {
+        case PasidLifecycleOracle.Violation.category: self = .pasidLifetime
+        case "verdict": self = .verdict
+        case "build": self = .build
+        default: self = KernelReport.Category(rawValue: rawValue).map(IssueCategory.report) ?? .other(rawValue)
+        }
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .report(let category): category.rawValue
+        case .pasidLifetime: PasidLifecycleOracle.Violation.category
+        case .verdict: "verdict"
+        case .build: "build"
+        case .other(let text): text
+        }
+    }
+
+    public var description: String { rawValue }
+
+    public init(from decoder: Decoder) throws {
+        self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
