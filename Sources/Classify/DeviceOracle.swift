@@ -601,6 +601,9 @@ extension DeviceOracle {
             var end = Double.infinity
         }
         var bindings: [Int: [Binding]] = [:]
+        /// Every unbind of those PASIDs in trace order, for the evidence: the unbind of
+        /// another binding just before a fault is the likeliest culprit.
+        var pasidUnbinds: [Int: [TraceEvent]] = [:]
         var open: [String: [Int]] = [:]
         var forks: [Int: [Double]] = [:]
         var exits: [String: [Double]] = [:]
@@ -613,10 +616,15 @@ extension DeviceOracle {
                     guard bindings[pasid, default: []].count < Self.maxBindingsPerPasid else { continue }
                     bindings[pasid, default: []].append(Binding(bind: event))
                     open[key, default: []].append(bindings[pasid]!.count - 1)
-                } else if var waiting = open[key], !waiting.isEmpty {
-                    let i = waiting.removeFirst()
-                    open[key] = waiting
-                    bindings[pasid]![i].unbind = event
+                } else {
+                    if pasidUnbinds[pasid, default: []].count < Self.maxBindingsPerPasid {
+                        pasidUnbinds[pasid, default: []].append(event)
+                    }
+                    if var waiting = open[key], !waiting.isEmpty {
+                        let i = waiting.removeFirst()
+                        open[key] = waiting
+                        bindings[pasid]![i].unbind = event
+                    }
                 }
             case .fork: forks[event.pid, default: []].append(event.ts)
             case .mmExit: if let mm = event.mm { exits[mm, default: []].append(event.ts) }
@@ -739,6 +747,13 @@ extension DeviceOracle {
                         + "\(Self.micros(faultEarliest - successEarliest)) us after that success)",
                     "device: \(count[j]) accesses through PASID \(pasid) faulted while the binding was live",
                 ]
+                // The last unbind of the PASID (another binding's) between the success and the fault.
+                let others = pasidUnbinds[pasid] ?? []
+                let k = Self.firstIndex(others) { $0.ts >= faultEarliest }
+                if k > 0, others[k - 1].ts > successEarliest, others[k - 1].line != binding.unbind?.line {
+                    evidence.insert("trace: \(others[k - 1].line) (another binding of PASID \(pasid), "
+                        + "between the success and the fault)", at: 3)
+                }
                 if let unbind = binding.unbind { evidence.append("trace: \(unbind.line)") }
                 evidence.append("clock: counter at \(clock.counterHz) Hz, offset known to "
                     + "\(Self.micros(clock.high - clock.low)) us from \(clock.samples) marker pairs")

@@ -655,8 +655,11 @@ final class DeviceOracleTests: XCTestCase {
         XCTAssertEqual(v.evidence[0], "trace: " + second.trimmingCharacters(in: .whitespaces))
         XCTAssertTrue(v.evidence[1].hasPrefix("device: t=\(Self.tick(1.44)) "), v.evidence[1])
         XCTAssertTrue(v.evidence[2].hasPrefix("device: t=\(Self.tick(1.46)) "), v.evidence[2])
-        XCTAssertEqual(v.evidence[3], "device: 2 accesses through PASID 1 faulted while the binding was live")
-        XCTAssertTrue(v.evidence[4].contains("sva_accel_unbind") && v.evidence[4].contains("1.592280"), v.evidence[4])
+        // The first binding's unbind, between the success and the fault: the culprit.
+        XCTAssertEqual(v.evidence[3], "trace: " + Self.unbind(1.45).trimmingCharacters(in: .whitespaces)
+                       + " (another binding of PASID 1, between the success and the fault)")
+        XCTAssertEqual(v.evidence[4], "device: 2 accesses through PASID 1 faulted while the binding was live")
+        XCTAssertTrue(v.evidence[5].contains("sva_accel_unbind") && v.evidence[5].contains("1.592280"), v.evidence[5])
         // Without the planted bug: the device keeps reaching the page.
         XCTAssertEqual(oracle([Self.header, Self.access(1.43), Self.access(1.46)], trace: trace, complete: true).violations, [])
     }
