@@ -162,6 +162,20 @@ final class SvaMachineTests: XCTestCase {
         let planted = try await svaRun(tree: tree, series: Self.repositoryRoot + "/guest/patches/pasid-uaf-6.1.patch")
         XCTAssertEqual(planted.status, .fail, planted.reason)
         XCTAssertTrue(planted.reason.hasPrefix("PASID ") && planted.reason.contains("while still bound to pid"), planted.reason)
+
+        // The device-side bugs in 6.1's form, each with the scenario that shows it and its
+        // oracle's title (the kernel's own checks see none of them).
+        let deviceSide: [(patch: String, scenario: String, title: (String) -> Bool)] = [
+            ("dma-after-release-6.1", "exit-parent-inflight-dma", { $0.hasSuffix(" was torn down") }),
+            ("stale-iotlb-6.1", "munmap-inflight-dma", { $0.hasSuffix(" had unmapped") }),
+            ("sva-detach-early-6.1", "unbind-one-of-two", { $0.hasSuffix(" faulted while its binding was live") }),
+        ]
+        for (patch, scenario, title) in deviceSide {
+            let run = try await svaRun(tree: tree, series: Self.repositoryRoot + "/guest/patches/\(patch).patch",
+                                       scenarios: [scenario])
+            XCTAssertEqual(run.status, .fail, "\(patch): \(run.reason)")
+            XCTAssertTrue(run.reason.hasPrefix("device DMA through PASID ") && title(run.reason), "\(patch): \(run.reason)")
+        }
     }
 
     /// The allocator forgets what it handed out: the next address space gets
