@@ -88,18 +88,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Debian's kernel sources for the tests and the release a build of one reports.
+        // The checkout the tests run from (Checkout: the repository root, guest/, the built
+        // executable), Debian's kernel sources for the tests and the release a build of one reports.
         .target(name: "KernelTestSupport", dependencies: ["Support"], path: "Tests/KernelTestSupport"),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
-        .testTarget(name: "ClassifyTests", dependencies: ["Classify"], resources: [.copy("testdata")]),
+        .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "RunModel", "Classify", "Kernel", "Support", "KernelTestSupport"]),
-        .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness", "RunModel", "Support"]),
+        .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness", "RunModel", "Support", "KernelTestSupport"]),
         .testTarget(name: "NightlyTests", dependencies: ["Nightly", "Matrix", "Store", "Kernel", "Support", "KernelTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

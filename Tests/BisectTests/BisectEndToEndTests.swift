@@ -1,5 +1,6 @@
 import Foundation
 import Harness
+import KernelTestSupport
 import Support
 import XCTest
 
@@ -10,11 +11,9 @@ import XCTest
 /// sva-accel module, a boot of the SVA machine and the sva workload's
 /// exit-no-unbind scenario (the one the planted PASID use-after-free breaks).
 final class BisectEndToEndTests: XCTestCase {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     static let fixture = Task { () throws -> String in
-        let result = try await Command.check(repositoryRoot + "/scripts/bisect-fixture", [])
+        let result = try await Command.check(Checkout.path("scripts/bisect-fixture"), [])
         return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
     }
 

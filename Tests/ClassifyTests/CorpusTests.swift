@@ -1,4 +1,5 @@
 import Foundation
+import KernelTestSupport
 import Testing
 
 @testable import Classify
@@ -19,7 +20,7 @@ enum CorpusFiles {
     /// live in different places on different machines).
     static var candidate: URL {
         if let explicit { return URL(fileURLWithPath: explicit) }
-        return Testdata.repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/syzkaller-reports")
+        return Checkout.rootURL.deletingLastPathComponent().appendingPathComponent("shared/corpus/syzkaller-reports")
     }
 
     /// The corpus directory, nil when it is not there.

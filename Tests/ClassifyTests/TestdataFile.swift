@@ -1,4 +1,5 @@
 import Foundation
+import KernelTestSupport
 
 /// A console log with its expectations in a header, in the layout of syzkaller's report
 /// test data (`pkg/report/testdata/linux/report/`):
@@ -165,16 +166,14 @@ struct TestdataFile: Equatable, Sendable {
 
 /// Where the test data lives.
 ///
-/// Read from the checkout (found from `#filePath`) when it is there, so that a run with
+/// Read from the checkout (`Checkout`) when it is there, so that a run with
 /// `KHARNESS_UPDATE_TESTDATA=1`, which rewrites the checkout's files, and the next
 /// `swift test --skip-build` see the same files; SwiftPM's copy in the test bundle
 /// (`resources: [.copy("testdata")]`) is only refreshed by a build, and is the fallback for
 /// a build that was moved away from its sources.
 enum Testdata {
-    /// Tests/ClassifyTests in the checkout this file was compiled from.
-    static let sourceDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    /// The repository root: Tests/ClassifyTests/TestdataFile.swift → ../..
-    static let repositoryRoot = sourceDirectory.deletingLastPathComponent().deletingLastPathComponent()
+    /// Tests/ClassifyTests in the checkout the tests were compiled from.
+    static let sourceDirectory = Checkout.rootURL.appendingPathComponent("Tests/ClassifyTests")
 
     static let directory: URL = {
         let checkout = sourceDirectory.appendingPathComponent("testdata")

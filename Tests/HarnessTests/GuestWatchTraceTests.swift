@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import KernelTestSupport
 import RunModel
 import XCTest
 
@@ -20,7 +21,7 @@ final class GuestWatchTraceTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private static let traces = SourceKernelRunTests.repositoryRoot + "/Tests/ClassifyTests/testdata/traces"
+    private static let traces = Checkout.root + "/Tests/ClassifyTests/testdata/traces"
 
     private func watch(console: Data, port: Data?) throws -> GuestWatch {
         try console.write(to: URL(fileURLWithPath: "\(directory)/console.log"))
@@ -81,7 +82,7 @@ final class GuestWatchTraceTests: XCTestCase {
         XCTAssertEqual(watch.lifecycle().violations, [])
     }
 
-    private static let attacks = SourceKernelRunTests.repositoryRoot + "/Tests/ClassifyTests/testdata/attacks"
+    private static let attacks = Checkout.root + "/Tests/ClassifyTests/testdata/attacks"
 
     /// The watcher ends the run at init's done line only, as the classifier reads it: a
     /// soft lockup naming a task "@@kharness done" is not one.

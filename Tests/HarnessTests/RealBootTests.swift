@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import KernelTestSupport
 import RunModel
 import Kernel
 import Machine
@@ -196,8 +197,7 @@ final class RealBootTests: XCTestCase {
         let running = try await startWaitingRun()
         try await Command.check("pkill", ["-KILL", "-x", "libvirtd"])
         try await Task.sleep(for: .seconds(1))
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        try await Command.check(repo.path + "/scripts/start-libvirt", [])
+        try await Command.check(Checkout.path("scripts/start-libvirt"), [])
         let result = try await running.value
         XCTAssertEqual(result.status, .error, result.reason)
         XCTAssertEqual(result.end, .infrastructure)
@@ -215,12 +215,7 @@ final class RealBootTests: XCTestCase {
     }
 
     func testSIGINTDestroysTheDomainAndRecordsInterrupted() async throws {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var kharness = products.appendingPathComponent("kharness").path
-        if !FileManager.default.fileExists(atPath: kharness) {
-            kharness = products.deletingLastPathComponent().appendingPathComponent("kharness").path
-        }
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: kharness), "build the kharness executable first (scripts/test does)")
+        guard let kharness = Checkout.builtExecutable else { throw XCTSkip(Checkout.missingExecutable) }
         let hang = try script("echo '@@kharness begin wait'\nsleep 100000\n")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: kharness)

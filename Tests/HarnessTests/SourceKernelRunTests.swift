@@ -11,14 +11,12 @@ import XCTest
 /// A kernel built from Debian's 6.12 source with base + smmuv3 + trace,
 /// booted through the run pipeline: SVA must be built in, seen from inside.
 final class SourceKernelRunTests: XCTestCase {
-    static let repositoryRoot = KernelSources.repositoryRoot
 
-    static func tree612() async throws -> String { try await KernelSources.tree("6.12") }
 
     private func run(_ workload: String) async throws -> RunResult {
         let results = NSTemporaryDirectory() + "kharness-src-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: results) }
-        var request = RunRequest(kernel: .git(tree: try await Self.tree612(), revision: "HEAD"))
+        var request = RunRequest(kernel: .git(tree: try await KernelSources.tree("6.12"), revision: "HEAD"))
         request.configFragments = ["smmuv3", "trace", "modules"]
         request.workload = workload
         request.resultsRoot = results
@@ -30,7 +28,7 @@ final class SourceKernelRunTests: XCTestCase {
         XCTAssertEqual(result.status, .pass, result.reason)
         let build = try XCTUnwrap(result.build)
         // Whatever point release Debian serves: the one the built tree's Makefile names.
-        let release = try await KernelSources.release(tree: try await Self.tree612(), revision: build.builtCommit,
+        let release = try await KernelSources.release(tree: try await KernelSources.tree("6.12"), revision: build.builtCommit,
                                                       fragments: build.configFragments)
         XCTAssertEqual(result.kernelRelease, release)
         let evidence = result.scenarios.first?.evidence ?? []

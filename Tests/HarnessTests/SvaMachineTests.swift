@@ -12,10 +12,9 @@ import XCTest
 /// scripts/build-qemu), a 6.12 kernel built from Debian's source with SVA,
 /// the sva-accel driver and the workload's scenarios.
 final class SvaMachineTests: XCTestCase {
-    static let repositoryRoot = SourceKernelRunTests.repositoryRoot
 
     static let patchedQemu = Task { () throws -> String in
-        let result = try await Command.check(repositoryRoot + "/scripts/build-qemu", [])
+        let result = try await Command.check(Checkout.path("scripts/build-qemu"), [])
         return try XCTUnwrap(result.stdout.split(separator: "\n").last.map(String.init))
     }
 
@@ -50,7 +49,7 @@ final class SvaMachineTests: XCTestCase {
                         kasan: Bool = false) async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
         let source: String
-        if let tree { source = tree } else { source = try await SourceKernelRunTests.tree612() }
+        if let tree { source = tree } else { source = try await KernelSources.tree("6.12") }
         var request = RunRequest(kernel: .git(tree: source, revision: "HEAD"))
         request.series = series
         request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : [])
@@ -129,7 +128,7 @@ final class SvaMachineTests: XCTestCase {
     /// 701fac40384f brought back: the PASID is freed at mmput while the
     /// device still holds it, and the run fails.
     func testPlantedPasidUseAfterFreeFails() async throws {
-        let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-uaf-6.12.patch")
+        let result = try await svaRun(series: Checkout.root + "/guest/patches/pasid-uaf-6.12.patch")
         XCTAssertEqual(result.status, .fail, result.reason)
         XCTAssertEqual(result.build?.patches.count, 1)
         XCTAssertFalse(result.scenarios.allSatisfy { $0.status == .pass })
@@ -159,7 +158,7 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(clean.lifecycleViolations, [])
         try checkTraceOnThePort(clean)
 
-        let planted = try await svaRun(tree: tree, series: Self.repositoryRoot + "/guest/patches/pasid-uaf-6.1.patch")
+        let planted = try await svaRun(tree: tree, series: Checkout.root + "/guest/patches/pasid-uaf-6.1.patch")
         XCTAssertEqual(planted.status, .fail, planted.reason)
         XCTAssertTrue(planted.reason.hasPrefix("PASID ") && planted.reason.contains("while still bound to pid"), planted.reason)
 
@@ -171,7 +170,7 @@ final class SvaMachineTests: XCTestCase {
             ("sva-detach-early-6.1", "unbind-one-of-two", { $0.hasSuffix(" faulted while its binding was live") }),
         ]
         for (patch, scenario, title) in deviceSide {
-            let run = try await svaRun(tree: tree, series: Self.repositoryRoot + "/guest/patches/\(patch).patch",
+            let run = try await svaRun(tree: tree, series: Checkout.root + "/guest/patches/\(patch).patch",
                                        scenarios: [scenario])
             XCTAssertEqual(run.status, .fail, "\(patch): \(run.reason)")
             XCTAssertTrue(run.reason.hasPrefix("device DMA through PASID ") && title(run.reason), "\(patch): \(run.reason)")
@@ -182,7 +181,7 @@ final class SvaMachineTests: XCTestCase {
     /// the PASID another one still holds. The verdict names the allocation,
     /// not the refused binds and the early frees that follow from it.
     func testPlantedDoubleHandOutFails() async throws {
-        let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-double-6.12.patch")
+        let result = try await svaRun(series: Checkout.root + "/guest/patches/pasid-double-6.12.patch")
         XCTAssertEqual(result.status, .fail, result.reason)
         XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains(" handed out to pid "), result.reason)
         let first = try XCTUnwrap(result.lifecycleViolations.first)
@@ -196,7 +195,7 @@ final class SvaMachineTests: XCTestCase {
     /// scenario still passes and KASAN would see nothing; only the trace
     /// shows address spaces dropped with their PASIDs still allocated.
     func testPlantedPasidLeakFails() async throws {
-        let result = try await svaRun(series: Self.repositoryRoot + "/guest/patches/pasid-leak-6.12.patch")
+        let result = try await svaRun(series: Checkout.root + "/guest/patches/pasid-leak-6.12.patch")
         XCTAssertEqual(result.status, .fail, result.reason)
         XCTAssertEqual(result.scenarios.count, 16)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
@@ -234,7 +233,7 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
         // The scenario's job repeats until the driver stops it, so it is in flight across
         // the release on every run: one run of the planted kernel must be enough.
-        let planted = try await svaRun(series: Self.repositoryRoot + "/guest/patches/dma-after-release-6.12.patch",
+        let planted = try await svaRun(series: Checkout.root + "/guest/patches/dma-after-release-6.12.patch",
                                        scenarios: ["exit-inflight-dma"])
         XCTAssertEqual(planted.status, .fail, planted.reason)
         XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ")
@@ -254,7 +253,7 @@ final class SvaMachineTests: XCTestCase {
         let clean = try await svaRun(scenarios: ["munmap-inflight-dma"])
         XCTAssertEqual(clean.status, .pass, clean.reason)
         XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
-        let planted = try await svaRun(series: Self.repositoryRoot + "/guest/patches/stale-iotlb-6.12.patch",
+        let planted = try await svaRun(series: Checkout.root + "/guest/patches/stale-iotlb-6.12.patch",
                                        scenarios: ["munmap-inflight-dma"])
         XCTAssertEqual(planted.status, .fail, planted.reason)
         XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ") && planted.reason.hasSuffix(" had unmapped"),
@@ -277,7 +276,7 @@ final class SvaMachineTests: XCTestCase {
         let clean = try await svaRun(scenarios: ["unbind-one-of-two"])
         XCTAssertEqual(clean.status, .pass, clean.reason)
         XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
-        let planted = try await svaRun(series: Self.repositoryRoot + "/guest/patches/sva-detach-early-6.12.patch",
+        let planted = try await svaRun(series: Checkout.root + "/guest/patches/sva-detach-early-6.12.patch",
                                        scenarios: ["unbind-one-of-two"])
         XCTAssertEqual(planted.status, .fail, planted.reason)
         XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ")

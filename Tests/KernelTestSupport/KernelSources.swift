@@ -9,12 +9,8 @@ import Support
 /// (6.12.117, 6.12.118, ...): a test never names it, it asks `release` for
 /// what the tree it built must report.
 public enum KernelSources {
-    /// The kharness checkout these tests belong to.
-    public static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
     /// The config fragments the tests build with (the builder's `configDirectory`).
-    public static let configDirectory = repositoryRoot + "/guest/configs"
+    public static let configDirectory = Checkout.path("guest/configs")
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -26,7 +22,7 @@ public enum KernelSources {
     public static func tree(_ version: String) async throws -> String {
         let variable = "KHARNESS_KERNEL_TREE_" + version.replacingOccurrences(of: ".", with: "_")
         if let tree = ProcessInfo.processInfo.environment[variable], !tree.isEmpty { return tree }
-        let result = try await Command.check(repositoryRoot + "/scripts/kernel-source", [version])
+        let result = try await Command.check(Checkout.path("scripts/kernel-source"), [version])
         guard let tree = result.stdout.split(separator: "\n").last.map(String.init), !tree.isEmpty else {
             throw Failure(description: "scripts/kernel-source \(version) printed no tree")
         }

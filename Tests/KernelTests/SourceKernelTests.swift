@@ -9,15 +9,12 @@ import XCTest
 /// the kharness cache in later runs); every other test reuses its tree and
 /// object directory, so they cost an incremental build at most.
 final class SourceKernelTests: XCTestCase {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let configDirectory = repositoryRoot + "/guest/configs"
 
     /// The shared 6.12 tree: `$KHARNESS_KERNEL_TREE_6_12`, else made (or
     /// found in the cache) by scripts/kernel-source.
     static let tree: Task<String, Error> = Task { try await KernelSources.tree("6.12") }
 
-    static func builder(configDirectory: String = configDirectory) -> KernelBuilder {
+    static func builder(configDirectory: String = KernelSources.configDirectory) -> KernelBuilder {
         KernelBuilder(cache: .fromEnvironment(), configDirectory: configDirectory)
     }
 
@@ -242,7 +239,7 @@ final class SourceKernelTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
         try Files.createDirectory(directory)
         for name in ["base", "smmuv3", "trace"] {
-            try FileManager.default.copyItem(atPath: Self.configDirectory + "/\(name).config",
+            try FileManager.default.copyItem(atPath: KernelSources.configDirectory + "/\(name).config",
                                              toPath: directory + "/\(name).config")
         }
         try Files.writeAtomically("CONFIG_KHARNESS_NO_SUCH_OPTION=y\nCONFIG_PROVE_LOCKING=y\n",

@@ -1,5 +1,6 @@
 import Classify
 import Foundation
+import KernelTestSupport
 import Support
 import XCTest
 
@@ -7,8 +8,6 @@ import XCTest
 @testable import Store
 
 final class MatrixFileTests: XCTestCase {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     func parse(_ text: String) throws -> MatrixFile { try MatrixFile.parse(text, file: "/m/matrix.yaml") }
 
@@ -30,9 +29,9 @@ final class MatrixFileTests: XCTestCase {
 
     func testTheExampleExpandsKernelsConfigsMachinesWorkloadsAndRepeats() async throws {
         // The example names the tree where scripts/kernel-source puts it with the default cache.
-        let example = Self.repositoryRoot + "/examples/matrix.yaml"
+        let example = Checkout.root + "/examples/matrix.yaml"
         let text = try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(
-            of: "/var/cache/kharness/kernel-source/linux-6.12", with: try await MatrixRunTests.tree612())
+            of: "/var/cache/kharness/kernel-source/linux-6.12", with: try await KernelSources.tree("6.12"))
         let matrix = try MatrixFile.parse(text, file: example)
         XCTAssertEqual(matrix.name, "smmu-smoke")
         XCTAssertEqual(matrix.kernels.map(\.name), ["debian:6.1", "6.12"])
@@ -154,7 +153,7 @@ final class MatrixFileTests: XCTestCase {
 
     func testAnUnknownWorkloadIsRefusedWhereItIsWritten() throws {
         let matrix = try parse("kernels: [debian:6.1]\nmachines: [stock]\nworkloads:\n  - boot\n  - name: fuzz\n")
-        setenv("KHARNESS_GUEST_DIR", Self.repositoryRoot + "/guest", 1)
+        Checkout.useGuestAssets()
         XCTAssertThrowsError(try MatrixRunner.validate(matrix)) { error in
             let message = (error as? HarnessError)?.description ?? "\(error)"
             XCTAssertTrue(message.hasPrefix("/m/matrix.yaml:5:5: workloads[1]: unknown workload"), message)

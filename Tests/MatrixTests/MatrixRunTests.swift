@@ -12,18 +12,14 @@ import XCTest
 /// Real matrices: libvirtd, QEMU, Debian's 6.1 kernel and a 6.12 kernel
 /// built from Debian's source, a real SQLite file.
 final class MatrixRunTests: XCTestCase {
-    static let repositoryRoot = MatrixFileTests.repositoryRoot
     var directory = ""
 
     override func setUp() {
-        directory = NSTemporaryDirectory() + "kharness-matrix-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        setenv("KHARNESS_GUEST_DIR", Self.repositoryRoot + "/guest", 1)
+        directory = Checkout.scratchDirectory("kharness-matrix")
+        Checkout.useGuestAssets()
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
-
-    static func tree612() async throws -> String { try await KernelSources.tree("6.12") }
 
     func write(_ name: String, _ text: String) throws -> String {
         let path = directory + "/" + name
@@ -43,7 +39,7 @@ final class MatrixRunTests: XCTestCase {
     /// and ssh through a private sshd on a loopback port, as a remote host
     /// would be reached.
     func testTwoKernelsTwoMachinesTwoRepeatsOverTwoConnections() async throws {
-        let tree = try await Self.tree612()
+        let tree = try await KernelSources.tree("6.12")
         let ssh = try await LoopbackSSH(directory: directory + "/ssh")
         defer { ssh.stop() }
         let file = try write("matrix.yaml", """
@@ -113,7 +109,7 @@ final class MatrixRunTests: XCTestCase {
     /// gives each of its cells the same ERROR without booting; the other
     /// kernel's cells run.
     func testAKernelThatCannotBePreparedFailsItsCellsWithoutRunningThem() async throws {
-        let tree = try await Self.tree612()
+        let tree = try await KernelSources.tree("6.12")
         let file = try write("bad-rev.yaml", """
             kernels:
               - debian:6.1
@@ -145,12 +141,12 @@ final class MatrixRunTests: XCTestCase {
     /// its cells; without it the kernel boots clean; the comparison names
     /// the WARNING as the one new issue.
     func testASeriesComparedAgainstTheSameMatrixWithoutIt() async throws {
-        let tree = try await Self.tree612()
+        let tree = try await KernelSources.tree("6.12")
         let file = try write("series.yaml", """
             kernels:
               - name: "6.12"
                 spec: git:\(tree)@HEAD
-                series: \(Self.repositoryRoot)/guest/patches/smmu-probe-warning-6.12.patch
+                series: \(Checkout.root)/guest/patches/smmu-probe-warning-6.12.patch
             configs: [[smmuv3, trace, modules]]
             machines: [stock]
             workloads: [boot]
@@ -351,12 +347,7 @@ final class MatrixRunTests: XCTestCase {
     }
 
     static func executable() throws -> String {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var kharness = products.appendingPathComponent("kharness").path
-        if !FileManager.default.fileExists(atPath: kharness) {
-            kharness = products.deletingLastPathComponent().appendingPathComponent("kharness").path
-        }
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: kharness), "build the kharness executable first (scripts/test does)")
+        guard let kharness = Checkout.builtExecutable else { throw XCTSkip(Checkout.missingExecutable) }
         return kharness
     }
 }

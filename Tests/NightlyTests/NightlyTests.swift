@@ -12,19 +12,14 @@ import XCTest
 /// remote gains a commit between the nights, libvirtd, QEMU, a 6.12 kernel
 /// built from Debian's source, a real SQLite file, the reports.
 final class NightlyTests: XCTestCase {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     var directory = ""
 
     override func setUp() {
-        directory = NSTemporaryDirectory() + "kharness-nightly-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        setenv("KHARNESS_GUEST_DIR", Self.repositoryRoot + "/guest", 1)
+        directory = Checkout.scratchDirectory("kharness-nightly")
+        Checkout.useGuestAssets()
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
-
-    static func tree612() async throws -> String { try await KernelSources.tree("6.12") }
 
     func write(_ name: String, _ text: String) throws -> String {
         let path = directory + "/" + name
@@ -57,7 +52,7 @@ final class NightlyTests: XCTestCase {
     }
 
     func testTwoNightsInARowTheSecondSeesNoNewRegression() async throws {
-        let source = try await Self.tree612()
+        let source = try await KernelSources.tree("6.12")
         let upstream = directory + "/upstream.git"
         let tree = directory + "/linux"
         try await git(["clone", "--quiet", "--bare", "--shared", source, upstream])
@@ -125,7 +120,7 @@ final class NightlyTests: XCTestCase {
     /// night fails with a new regression, exits 1, and its bisect names the
     /// planted commit with a regzbot line.
     func testANewRegressionFailsTheNightAndIsBisected() async throws {
-        let made = try await Command.check(Self.repositoryRoot + "/scripts/bisect-fixture", [])
+        let made = try await Command.check(Checkout.root + "/scripts/bisect-fixture", [])
         let fixture = try XCTUnwrap(made.stdout.split(separator: "\n").last.map(String.init))
         // A branch of our own in the fixture: the nightly tests a moving name.
         let branch = "kharness-nightly-test-\(UUID().uuidString.prefix(8))"
@@ -233,12 +228,7 @@ final class NightlyTests: XCTestCase {
     }
 
     static func executable() throws -> String {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var kharness = products.appendingPathComponent("kharness").path
-        if !FileManager.default.fileExists(atPath: kharness) {
-            kharness = products.deletingLastPathComponent().appendingPathComponent("kharness").path
-        }
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: kharness), "build the kharness executable first (scripts/test does)")
+        guard let kharness = Checkout.builtExecutable else { throw XCTSkip(Checkout.missingExecutable) }
         return kharness
     }
 }

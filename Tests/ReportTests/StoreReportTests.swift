@@ -22,12 +22,7 @@ final class StoreReportTests: XCTestCase {
     }
 
     func kharness() throws -> String {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var path = products.appendingPathComponent("kharness").path
-        if !FileManager.default.fileExists(atPath: path) {
-            path = products.deletingLastPathComponent().appendingPathComponent("kharness").path
-        }
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: path), "build the kharness executable first (scripts/test does)")
+        guard let path = Checkout.builtExecutable else { throw XCTSkip(Checkout.missingExecutable) }
         return path
     }
 
@@ -35,8 +30,6 @@ final class StoreReportTests: XCTestCase {
         try await Command.run(try kharness(), ["report"] + arguments + ["--results", root + "/results"])
     }
 
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().path
 
     /// The 2022 PASID use-after-free, planted in Debian's 6.12 source
     /// (guest/patches/pasid-uaf-6.12.patch), run by `kharness matrix run` on
@@ -44,7 +37,7 @@ final class StoreReportTests: XCTestCase {
     /// regression in every format. The two kernels are the ones the SVA
     /// machine tests build (a cache hit when they ran first).
     func testThePlantedPasidBugIsANewRegressionInEveryFormat() async throws {
-        let root = Self.repositoryRoot
+        let root = Checkout.root
         let tree = try await KernelSources.tree("6.12")
         let qemu = try await Command.check(root + "/scripts/build-qemu", []).stdout
             .split(separator: "\n").last.map(String.init) ?? ""
