@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store", "RunModel", "Classify", "Kernel", "Support", "KernelTestSupport"]),
         .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness", "RunModel", "Support", "KernelTestSupport"]),
