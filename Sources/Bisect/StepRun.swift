@@ -88,31 +88,9 @@ public struct FailureSignature: Codable, Sendable, Equatable, CustomStringConver
 
     public init(_ title: String) { text = Self.normalise(title) }
 
-    /// Whole-word decimal and hex numbers become `#`; identifiers that
-    /// contain digits (`ext4_foo`, `mmu_notifier2`) are left alone.
-    public static func normalise(_ title: String) -> String {
-        var out = ""
-        let characters = Array(title.trimmingCharacters(in: .whitespacesAndNewlines))
-        var index = 0
-        func isWordCharacter(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" }
-        while index < characters.count {
-            let c = characters[index]
-            let startsWord = index == 0 || !isWordCharacter(characters[index - 1])
-            if startsWord, c.isNumber {
-                var end = index
-                if c == "0", end + 1 < characters.count, characters[end + 1] == "x" { end += 2 }
-                while end < characters.count, characters[end].isHexDigit { end += 1 }
-                if end == characters.count || !isWordCharacter(characters[end]) {
-                    out.append("#")
-                    index = end
-                    continue
-                }
-            }
-            out.append(c)
-            index += 1
-        }
-        return out
-    }
+    /// Whole-word decimal and hex numbers become `#` (``NumberMask/wholeNumbers(_:)``);
+    /// identifiers that contain digits (`ext4_foo`, `mmu_notifier2`) are left alone.
+    public static func normalise(_ title: String) -> String { NumberMask.wholeNumbers(title) }
 
     public func matches(_ run: StepRun) -> Bool {
         run.failureTitles.contains { Self.normalise($0) == text }

@@ -37,8 +37,7 @@ public struct PasidLifecycleOracle: Sendable {
         /// PIDs and PASID numbers differ from run to run; the kind of
         /// violation does not, so the same bug has the same signature.
         public static func signature(title: String) -> String {
-            let shape = title.replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
-            return "lifecycle-" + Digest.sha256(shape).prefix(12)
+            "lifecycle-" + Digest.sha256(NumberMask.digitRuns(title, addresses: false)).prefix(12)
         }
 
         /// The violation as a kernel report: what keeps and compares reports

@@ -222,34 +222,7 @@ enum ReportAnalyzer {
     }
 
     static func signature(category: KernelReport.Category, title: String, frames: [String]) -> String {
-        let material = ([category.rawValue, stripNumbers(title)] + frames).joined(separator: "\n")
+        let material = ([category.rawValue, NumberMask.reportTitle(title)] + frames).joined(separator: "\n")
         return String(Digest.sha256(Data(material.utf8)).prefix(16))
-    }
-
-    /// Replaces digit runs (and 0x… hex) with `N`, for text that may carry line numbers or counts.
-    static func stripNumbers(_ s: String) -> String {
-        var out = ""
-        var inNumber = false
-        let chars = Array(s)
-        var i = 0
-        while i < chars.count {
-            let c = chars[i]
-            if c == "0", i + 1 < chars.count, chars[i + 1] == "x", !inNumber {
-                i += 2
-                while i < chars.count, chars[i].isHexDigit { i += 1 }
-                out.append("N")
-                inNumber = false
-                continue
-            }
-            if c.isASCII && c.isNumber {
-                if !inNumber { out.append("N") }
-                inNumber = true
-            } else {
-                inNumber = false
-                out.append(c)
-            }
-            i += 1
-        }
-        return out
     }
 }

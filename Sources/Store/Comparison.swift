@@ -62,8 +62,7 @@ public struct FailureIssue: Codable, Sendable, Hashable, Comparable {
     public static func verdict(_ reason: String, category: IssueCategory) -> FailureIssue {
         var stable = reason
         if let cut = stable.range(of: "; last console line:") { stable = String(stable[..<cut.lowerBound]) }
-        stable = stable.replacingOccurrences(of: "0x[0-9a-fA-F]+", with: "N", options: .regularExpression)
-            .replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
+        stable = NumberMask.digitRuns(stable, addresses: true)
         return FailureIssue(signature: "verdict-" + Digest.sha256(category.rawValue + "\n" + stable).prefix(16),
                             title: stable, category: category)
     }

@@ -8,13 +8,13 @@ import XCTest
 
 /// The rules that take the numbers out of a title before it becomes a signature, run
 /// over real titles and reasons, with their outputs as recorded before the rules were
-/// brought together. Signatures are stored (the database, result.json, bisect and
+/// brought together in ``NumberMask``. Signatures are stored (the database, result.json, bisect and
 /// nightly state), so none of these may change; where the rules disagree they do so
 /// on purpose, and this table shows where:
 ///
 /// - lifecycle (`PasidLifecycleOracle.Violation.signature`): digit runs → N, no notion
 ///   of hex ("0xa" → "Nxa" before hashing); hashed as `lifecycle-<12 hex>`.
-/// - report (`ReportAnalyzer.stripNumbers`, inside `KernelReport.signature`): one pass,
+/// - report (`NumberMask.reportTitle`, was `ReportAnalyzer.stripNumbers`; inside `KernelReport.signature`): one pass,
 ///   a `0x…` that starts a number and its hex digits → N, other digit runs → N.
 /// - verdict (`FailureIssue.verdict`): every `0x<hex>` → N, then digit runs → N, so a
 ///   `0x` inside a number ("10x5") or with no hex digits ("0x") goes another way.
@@ -50,7 +50,7 @@ final class NumberRulesTests: XCTestCase {
 
     static func outputs(_ title: String) -> (String, String, String, String, String) {
         let verdict = FailureIssue.verdict(title, category: .verdict)
-        return (PasidLifecycleOracle.Violation.signature(title: title), ReportAnalyzer.stripNumbers(title),
+        return (PasidLifecycleOracle.Violation.signature(title: title), NumberMask.reportTitle(title),
                 verdict.title, verdict.signature, FailureSignature.normalise(title))
     }
 
