@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// A PCI device QEMU adds on the root bus `pcie.0` at a fixed slot.
 ///
@@ -65,7 +66,7 @@ public struct DomainDescription: Sendable, Equatable {
     }
 
     public var xml: String {
-        let e = XMLEscaping.escape
+        let e: (String) -> String = { Markup.escape($0, .exact) }
         var qemuArgs: [String] = []
         var devices = self.devices
         if let deviceRecordsLog, let index = devices.firstIndex(where: { $0.driver == "sva-accel" }) {
@@ -119,28 +120,3 @@ public struct DomainDescription: Sendable, Equatable {
     }
 }
 
-public enum XMLEscaping {
-    /// Escapes for both element text and single- or double-quoted attributes.
-    /// Characters XML 1.0 cannot carry at all (most C0 controls) are dropped
-    /// rather than producing a document libvirt rejects with a parse error.
-    public static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "'": out += "&apos;"
-            case "\"": out += "&quot;"
-            case "\t": out += "&#9;"
-            case "\n": out += "&#10;"
-            case "\r": out += "&#13;"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF { continue }
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-}

@@ -3,32 +3,8 @@ import Support
 /// Everything a report shows from the guest (titles, excerpts, reasons, even
 /// `comm` names) is untrusted text; these are the only ways it gets out.
 enum Escape {
-    /// For markup (HTML text and attributes, XML): the five special
-    /// characters, and everything XML 1.0 cannot carry (controls other than
-    /// tab and newline, carriage returns, U+FFFE/U+FFFF) and the bidi
-    /// overrides that would reorder the page around them, as U+FFFD.
-    static func markup(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            case "\t", "\n": out.unicodeScalars.append(scalar)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
-                    || scalar.value == 0xfffe || scalar.value == 0xffff || isBidiControl(scalar) {
-                    out += "\u{fffd}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
-    }
+    /// For markup (HTML text and attributes, XML): ``Markup/Style/report``.
+    static func markup(_ text: String) -> String { Markup.escape(text, .report) }
 
     /// For a terminal or a mail: no escape sequences, no carriage returns,
     /// no NULs; newlines and tabs stay.

@@ -54,8 +54,8 @@ final class DomainDescriptionTests: XCTestCase {
     }
 
     func testControlCharactersAreDropped() {
-        XCTAssertEqual(XMLEscaping.escape("a\u{1}b\u{0}c"), "abc")
-        XCTAssertEqual(XMLEscaping.escape("<&>'\""), "&lt;&amp;&gt;&apos;&quot;")
+        XCTAssertEqual(Markup.escape("a\u{1}b\u{0}c", .exact), "abc")
+        XCTAssertEqual(Markup.escape("<&>'\"", .exact), "&lt;&amp;&gt;&apos;&quot;")
     }
 
     /// The records chardev is QEMU's own (libvirt has no device for it):
