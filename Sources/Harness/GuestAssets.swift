@@ -13,13 +13,15 @@ public enum GuestAssets {
             }
             return dir
         }
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        for _ in 0..<8 {
-            url.deleteLastPathComponent()
-            if fm.fileExists(atPath: url.path + "/guest/init/init") { return url.path + "/guest" }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        if let guest = GuestDirectory.find(holding: "init/init", walkingUpFrom: executable.deletingLastPathComponent(),
+                                           levels: 8, includingRoot: true) {
+            return guest
         }
-        let cwd = fm.currentDirectoryPath + "/guest"
-        if fm.fileExists(atPath: cwd + "/init/init") { return cwd }
+        if let guest = GuestDirectory.find(holding: "init/init", walkingUpFrom: URL(fileURLWithPath: fm.currentDirectoryPath),
+                                           levels: 1, includingRoot: true) {
+            return guest
+        }
         throw HarnessError.badInput("guest/", "cannot find the guest directory (set KHARNESS_GUEST_DIR)")
     }
 }

@@ -168,11 +168,9 @@ extension KernelBuilder {
         }
         starts.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().path)
         for start in starts {
-            var url = URL(fileURLWithPath: start)
-            while url.path != "/" {
-                let candidate = url.appendingPathComponent("guest/configs/base.config").path
-                if Files.exists(candidate) { return url.appendingPathComponent("guest/configs").path }
-                url.deleteLastPathComponent()
+            if let guest = GuestDirectory.find(holding: "configs/base.config", walkingUpFrom: URL(fileURLWithPath: start),
+                                               includingRoot: false) {
+                return guest + "/configs"
             }
         }
         throw HarnessError.badInput("guest/configs", "config fragments not found (set KHARNESS_CONFIG_DIR)")
