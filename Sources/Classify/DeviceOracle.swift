@@ -131,29 +131,14 @@ public struct DeviceOracle: Sendable {
     /// whose interval touches a binding is not one.
     private mutating func judgeDmaWithoutBinding(log: DeviceLog, events: [TraceEvent], clock: CounterClock) {
         // Every binding of a PASID as a time interval; unbound at the trace's end if never.
-        // Binds and unbinds of one PASID and mm pair up in order (a process may bind twice).
-        var held: [Int: [(from: Double, to: Double, bind: TraceEvent, unbind: TraceEvent?)]] = [:]
-        var open: [String: [Int]] = [:]
-        for event in events where event.kind == .bind || event.kind == .unbind {
-            guard let pasid = event.pasid else { continue }
-            let key = "\(pasid) \(event.mm ?? "-")"
-            if event.kind == .bind {
-                guard held[pasid, default: []].count < 4096 else { continue }
-                held[pasid, default: []].append((event.ts, .infinity, event, nil))
-                open[key, default: []].append(held[pasid]!.count - 1)
-            } else if var waiting = open[key], !waiting.isEmpty {
-                let i = waiting.removeFirst()
-                open[key] = waiting
-                held[pasid]![i].to = event.ts
-                held[pasid]![i].unbind = event
-            }
-        }
+        let held = Self.pairBindings(events)
         var accesses: [Int: [DeviceRecord]] = [:]
         for record in log.records where record.succeeded {
             if let pasid = record.pasid { accesses[pasid, default: []].append(record) }
         }
         for pasid in accesses.keys.sorted() {
-            let intervals = (held[pasid] ?? []).sorted { $0.from < $1.from }
+            let intervals = (held[pasid] ?? []).map { (from: $0.bind.ts, to: $0.unbind?.ts ?? .infinity, bind: $0.bind, unbind: $0.unbind) }
+                .sorted { $0.from < $1.from }
             // The times some binding held the PASID: one process may bind it more than once
             // (two opens of the device, a thread), so the bindings are merged first.
             var covered: [(from: Double, to: Double)] = []
@@ -550,6 +535,29 @@ extension DeviceOracle {
     static let maxLiveFaultMarkers = 65_536
     /// Bindings kept per PASID, as the unbound-DMA oracle keeps them.
     static let maxBindingsPerPasid = 4096
+
+    /// Each PASID's bindings in bind order, each with its unbind if the trace has one:
+    /// binds and unbinds of one PASID and mm pair up in order (a process may bind twice).
+    /// At most `maxBindingsPerPasid` per PASID; only the PASIDs `wanted` says.
+    static func pairBindings(_ events: [TraceEvent], wanted: (Int) -> Bool = { _ in true })
+        -> [Int: [(bind: TraceEvent, unbind: TraceEvent?)]] {
+        var bindings: [Int: [(bind: TraceEvent, unbind: TraceEvent?)]] = [:]
+        var open: [String: [Int]] = [:]
+        for event in events where event.kind == .bind || event.kind == .unbind {
+            guard let pasid = event.pasid, wanted(pasid) else { continue }
+            let key = "\(pasid) \(event.mm ?? "-")"
+            if event.kind == .bind {
+                guard bindings[pasid, default: []].count < maxBindingsPerPasid else { continue }
+                bindings[pasid, default: []].append((event, nil))
+                open[key, default: []].append(bindings[pasid]!.count - 1)
+            } else if var waiting = open[key], !waiting.isEmpty {
+                let i = waiting.removeFirst()
+                open[key] = waiting
+                bindings[pasid]![i].unbind = event
+            }
+        }
+        return bindings
+    }
     /// Live bindings a fault is judged against, earliest bound first, and the bindings
     /// looked at to find them (dead ones among them): a fault under thousands of
     /// overlapping bindings costs no more than this.
@@ -600,32 +608,19 @@ extension DeviceOracle {
             /// where the markers stop being known; -inf for a binding with no mm.
             var end = Double.infinity
         }
-        var bindings: [Int: [Binding]] = [:]
+        let bindings = Self.pairBindings(events) { faults[$0] != nil }
+            .mapValues { $0.map { Binding(bind: $0.bind, unbind: $0.unbind) } }
         /// Every unbind of those PASIDs in trace order, for the evidence: the unbind of
         /// another binding just before a fault is the likeliest culprit.
         var pasidUnbinds: [Int: [TraceEvent]] = [:]
-        var open: [String: [Int]] = [:]
         var forks: [Int: [Double]] = [:]
         var exits: [String: [Double]] = [:]
         for event in events {
             switch event.kind {
-            case .bind, .unbind:
-                guard let pasid = event.pasid, faults[pasid] != nil else { continue }
-                let key = "\(pasid) \(event.mm ?? "-")"
-                if event.kind == .bind {
-                    guard bindings[pasid, default: []].count < Self.maxBindingsPerPasid else { continue }
-                    bindings[pasid, default: []].append(Binding(bind: event))
-                    open[key, default: []].append(bindings[pasid]!.count - 1)
-                } else {
-                    if pasidUnbinds[pasid, default: []].count < Self.maxBindingsPerPasid {
-                        pasidUnbinds[pasid, default: []].append(event)
-                    }
-                    if var waiting = open[key], !waiting.isEmpty {
-                        let i = waiting.removeFirst()
-                        open[key] = waiting
-                        bindings[pasid]![i].unbind = event
-                    }
-                }
+            case .unbind:
+                guard let pasid = event.pasid, faults[pasid] != nil,
+                      pasidUnbinds[pasid, default: []].count < Self.maxBindingsPerPasid else { continue }
+                pasidUnbinds[pasid, default: []].append(event)
             case .fork: forks[event.pid, default: []].append(event.ts)
             case .mmExit: if let mm = event.mm { exits[mm, default: []].append(event.ts) }
             default: break
