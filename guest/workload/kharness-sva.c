@@ -557,6 +557,42 @@ static struct sva_accel_job job_checksum(const void *src, size_t len)
 	return job;
 }
 
+/* @len bytes of fresh anonymous memory, every byte @byte; NULL (failed) if none. */
+static uint8_t *map_filled(size_t len, uint8_t byte)
+{
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		fail("mmap of %zu bytes: %s", len, strerror(errno));
+		return NULL;
+	}
+	memset(p, byte, len);
+	return p;
+}
+
+/*
+ * Starts a repeating checksum on @fd over @len fresh bytes of @byte;
+ * returns the buffer, or NULL when it could not (the scenario failed).
+ */
+static uint8_t *start_stream(int fd, size_t len, uint8_t byte)
+{
+	struct sva_accel_job job;
+	uint8_t *buf = map_filled(len, byte);
+	int ret;
+
+	if (!buf)
+		return NULL;
+	job = job_checksum(buf, len);
+	job.flags |= SVA_ACCEL_JOB_REPEAT;
+	ret = dev_submit(fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
+	if (ret) {
+		fail("async submit of a repeating read: %s", strerror(-ret));
+		return NULL;
+	}
+	return buf;
+}
+
 static void job_evidence(const struct sva_accel_job *job, const char *expect)
 {
 	evidence("job pid=%d pasid=%d op=%s len=%llu status=%s code=0x%x result=0x%llx fault_addr=0x%llx expect=%s",
@@ -991,16 +1027,10 @@ static void bind_checksum_exit(void *arg)
 	fd = dev_open();
 	if (fd < 0 || dev_bind(fd, &pasid, 0, false))
 		return;
-	src = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ballast = mmap(NULL, ballast_len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (src == MAP_FAILED || ballast == MAP_FAILED) {
-		fail("mmap: %s", strerror(errno));
+	src = map_filled(len, 0x5a);
+	ballast = map_filled(ballast_len, 0x11);
+	if (!src || !ballast)
 		return;
-	}
-	memset(src, 0x5a, len);
-	memset(ballast, 0x11, ballast_len);
 	job = job_checksum(src, len);
 	job.flags |= SVA_ACCEL_JOB_REPEAT;
 	/* Said before submitting: a console line takes longer than the exit. */
@@ -1118,22 +1148,15 @@ static void scenario_munmap_inflight_dma(void)
 		return;
 	if (dev_bind(fd, &pasid, 0, false))
 		goto out;
-	x = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	y = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	z = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	x = map_filled(len, 0x77);
+	y = map_filled(len, 0x11);
+	z = map_filled(len, 0x33);
 	w = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (x == MAP_FAILED || y == MAP_FAILED || z == MAP_FAILED ||
-	    w == MAP_FAILED) {
+	if (w == MAP_FAILED)
 		fail("mmap: %s", strerror(errno));
+	if (!x || !y || !z || w == MAP_FAILED)
 		goto out;
-	}
-	memset(x, 0x77, len);
-	memset(y, 0x11, len);
-	memset(z, 0x33, len);
 	memset(w, 0x44, len);
 	/* mremap() moves w's first half onto its (never touched) second. */
 	move_target = w + len;
@@ -1216,29 +1239,13 @@ out:
 static void bind_stream_fork_exit(void *arg)
 {
 	struct parent_arg *pa = arg;
-	const size_t len = 16 << 10;
-	struct sva_accel_job job;
 	unsigned int pasid;
-	uint8_t *buf;
-	int ret;
 
 	pa->fd = dev_open();
 	if (pa->fd < 0 || dev_bind(pa->fd, &pasid, 0, false))
 		return;
-	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED) {
-		fail("mmap: %s", strerror(errno));
+	if (!start_stream(pa->fd, 16 << 10, 0x3d))
 		return;
-	}
-	memset(buf, 0x3d, len);
-	job = job_checksum(buf, len);
-	job.flags |= SVA_ACCEL_JOB_REPEAT;
-	ret = dev_submit(pa->fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
-	if (ret) {
-		fail("async submit: %s", strerror(-ret));
-		return;
-	}
 	evidence("note pid=%d pasid=%d repeating read, the child keeps the file",
 		 getpid(), pasid_int(pasid));
 	pa->parent = getpid();
@@ -1293,20 +1300,9 @@ static void scenario_unbind_one_of_two(void)
 		     pasid_int(first), pasid_int(second));
 		goto out;
 	}
-	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED) {
-		fail("mmap: %s", strerror(errno));
+	buf = start_stream(b, len, 0x5c);
+	if (!buf)
 		goto out;
-	}
-	memset(buf, 0x5c, len);
-	job = job_checksum(buf, len);
-	job.flags |= SVA_ACCEL_JOB_REPEAT;
-	ret = dev_submit(b, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
-	if (ret) {
-		fail("async submit: %s", strerror(-ret));
-		goto out;
-	}
 	usleep(2000);
 	if (ioctl(a, SVA_ACCEL_IOCTL_UNBIND) < 0)
 		fail("unbind of the first file: %s", strerror(errno));
@@ -2012,10 +2008,8 @@ static void exec_binder(void *arg)
 {
 	int *report = arg;
 	char fd_arg[16], pasid_arg[16], report_arg[16];
-	struct sva_accel_job job;
 	unsigned int pasid;
-	uint8_t *stream;
-	int fd = dev_open(), ret;
+	int fd = dev_open();
 
 	if (fd < 0 || dev_bind(fd, &pasid, 0, false))
 		return;
@@ -2024,20 +2018,8 @@ static void exec_binder(void *arg)
 	 * A repeating read runs across the exec: the old mm's teardown must
 	 * stop it (the new image collects it and expects a fault).
 	 */
-	stream = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (stream == MAP_FAILED) {
-		fail("mmap: %s", strerror(errno));
+	if (!start_stream(fd, 4 * page_size, 0x66))
 		return;
-	}
-	memset(stream, 0x66, 4 * page_size);
-	job = job_checksum(stream, 4 * page_size);
-	job.flags |= SVA_ACCEL_JOB_REPEAT;
-	ret = dev_submit(fd, &job, 1, SVA_ACCEL_SUBMIT_ASYNC);
-	if (ret) {
-		fail("async submit of the stream: %s", strerror(-ret));
-		return;
-	}
 	snprintf(fd_arg, sizeof(fd_arg), "%d", fd);
 	snprintf(pasid_arg, sizeof(pasid_arg), "%u", pasid);
 	snprintf(report_arg, sizeof(report_arg), "%d", report[1]);
