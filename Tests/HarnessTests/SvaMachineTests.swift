@@ -60,6 +60,25 @@ final class SvaMachineTests: XCTestCase {
         return try await Runner().run(request)
     }
 
+    /// `scenario` alone on the clean kernel: PASS, no lifetime or device violation.
+    private func expectClean(_ scenario: String) async throws {
+        let clean = try await svaRun(scenarios: [scenario])
+        XCTAssertEqual(clean.status, .pass, clean.reason)
+        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
+    }
+
+    /// A device-side plant (`guest/patches/<patch>.patch`) with `scenario` alone: FAIL with a
+    /// device oracle's title ending in `titleSuffix`. Returns the run for its evidence.
+    private func plantedDeviceRun(_ patch: String, scenario: String, titleSuffix: String,
+                                  tree: String? = nil) async throws -> RunResult {
+        let run = try await svaRun(tree: tree, series: Checkout.root + "/guest/patches/\(patch).patch",
+                                   scenarios: [scenario])
+        XCTAssertEqual(run.status, .fail, "\(patch): \(run.reason)")
+        XCTAssertTrue(run.reason.hasPrefix("device DMA through PASID ") && run.reason.hasSuffix(titleSuffix),
+                      "\(patch): \(run.reason)")
+        return run
+    }
+
     /// Every scenario binds, forks and exits with every byte checked; the
     /// faults it provokes show up as SMMU events naming a substream.
     func testEveryScenarioPassesOnACleanKernel() async throws {
@@ -164,16 +183,13 @@ final class SvaMachineTests: XCTestCase {
 
         // The device-side bugs in 6.1's form, each with the scenario that shows it and its
         // oracle's title (the kernel's own checks see none of them).
-        let deviceSide: [(patch: String, scenario: String, title: (String) -> Bool)] = [
-            ("dma-after-release-6.1", "exit-parent-inflight-dma", { $0.hasSuffix(" was torn down") }),
-            ("stale-iotlb-6.1", "munmap-inflight-dma", { $0.hasSuffix(" had unmapped") }),
-            ("sva-detach-early-6.1", "unbind-one-of-two", { $0.hasSuffix(" faulted while its binding was live") }),
+        let deviceSide = [
+            ("dma-after-release-6.1", "exit-parent-inflight-dma", " was torn down"),
+            ("stale-iotlb-6.1", "munmap-inflight-dma", " had unmapped"),
+            ("sva-detach-early-6.1", "unbind-one-of-two", " faulted while its binding was live"),
         ]
-        for (patch, scenario, title) in deviceSide {
-            let run = try await svaRun(tree: tree, series: Checkout.root + "/guest/patches/\(patch).patch",
-                                       scenarios: [scenario])
-            XCTAssertEqual(run.status, .fail, "\(patch): \(run.reason)")
-            XCTAssertTrue(run.reason.hasPrefix("device DMA through PASID ") && title(run.reason), "\(patch): \(run.reason)")
+        for (patch, scenario, titleSuffix) in deviceSide {
+            _ = try await plantedDeviceRun(patch, scenario: scenario, titleSuffix: titleSuffix, tree: tree)
         }
     }
 
@@ -228,16 +244,11 @@ final class SvaMachineTests: XCTestCase {
     }
 
     func testPlantedDmaAfterReleaseFailsWithTheDeviceTitle() async throws {
-        let clean = try await svaRun(scenarios: ["exit-inflight-dma"])
-        XCTAssertEqual(clean.status, .pass, clean.reason)
-        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
+        try await expectClean("exit-inflight-dma")
         // The scenario's job repeats until the driver stops it, so it is in flight across
         // the release on every run: one run of the planted kernel must be enough.
-        let planted = try await svaRun(series: Checkout.root + "/guest/patches/dma-after-release-6.12.patch",
-                                       scenarios: ["exit-inflight-dma"])
-        XCTAssertEqual(planted.status, .fail, planted.reason)
-        XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ")
-                      && planted.reason.hasSuffix(" was torn down"), planted.reason)
+        let planted = try await plantedDeviceRun("dma-after-release-6.12", scenario: "exit-inflight-dma",
+                                                 titleSuffix: " was torn down")
         let violation = try XCTUnwrap(planted.lifecycleViolations.first)
         XCTAssertTrue(violation.evidence.contains { $0.contains("mmu_notifier_release_ret") }, "\(violation.evidence)")
         XCTAssertTrue(violation.evidence.contains { $0.hasPrefix("device: t=") && $0.contains(" pa=0x") }, "\(violation.evidence)")
@@ -250,14 +261,9 @@ final class SvaMachineTests: XCTestCase {
     /// check, with the marker and the records as evidence; the clean kernel's streams fault
     /// as soon as munmap and mprotect return.
     func testPlantedStaleTlbFailsWithTheUnmappedPageTitle() async throws {
-        let clean = try await svaRun(scenarios: ["munmap-inflight-dma"])
-        XCTAssertEqual(clean.status, .pass, clean.reason)
-        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
-        let planted = try await svaRun(series: Checkout.root + "/guest/patches/stale-iotlb-6.12.patch",
-                                       scenarios: ["munmap-inflight-dma"])
-        XCTAssertEqual(planted.status, .fail, planted.reason)
-        XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ") && planted.reason.hasSuffix(" had unmapped"),
-                      planted.reason)
+        try await expectClean("munmap-inflight-dma")
+        let planted = try await plantedDeviceRun("stale-iotlb-6.12", scenario: "munmap-inflight-dma",
+                                                 titleSuffix: " had unmapped")
         let titles = planted.lifecycleViolations.map(\.title)
         XCTAssertTrue(titles.contains { $0.hasSuffix(" had made read-only") }, "\(titles)")
         let violation = try XCTUnwrap(planted.lifecycleViolations.first)
@@ -273,14 +279,9 @@ final class SvaMachineTests: XCTestCase {
     /// on pages it read a moment before. No kernel check fires and the PASID's bookkeeping
     /// is intact; the device oracle names it.
     func testPlantedEarlyDetachFailsWithTheLiveBindingTitle() async throws {
-        let clean = try await svaRun(scenarios: ["unbind-one-of-two"])
-        XCTAssertEqual(clean.status, .pass, clean.reason)
-        XCTAssertTrue(clean.lifecycleViolations.isEmpty, "\(clean.lifecycleViolations.map(\.title))")
-        let planted = try await svaRun(series: Checkout.root + "/guest/patches/sva-detach-early-6.12.patch",
-                                       scenarios: ["unbind-one-of-two"])
-        XCTAssertEqual(planted.status, .fail, planted.reason)
-        XCTAssertTrue(planted.reason.hasPrefix("device DMA through PASID ")
-                      && planted.reason.hasSuffix(" faulted while its binding was live"), planted.reason)
+        try await expectClean("unbind-one-of-two")
+        let planted = try await plantedDeviceRun("sva-detach-early-6.12", scenario: "unbind-one-of-two",
+                                                 titleSuffix: " faulted while its binding was live")
         let violation = try XCTUnwrap(planted.lifecycleViolations.first)
         XCTAssertEqual(violation.evidence.filter { $0.hasPrefix("trace: ") && $0.contains("sva_accel_bind") }.count, 1,
                        "the second binding's bind: \(violation.evidence)")
