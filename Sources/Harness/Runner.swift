@@ -56,6 +56,7 @@ public final class Runner: @unchecked Sendable {
         guard request.bootTimeout > 0, request.totalTimeout > 0 else {
             throw HarnessError.badInput("timeout", "timeouts must be positive")
         }
+        try SvaWorkloadBuilder.validate(cmdline: request.extraCmdline)
         // A bad suppression file is a usage error found before any kernel build or domain start.
         if let file = request.suppressionsFile {
             _ = try Suppressions.load(path: file, machine: request.machine)
