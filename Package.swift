@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "KernelTestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Machine", "RunModel", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),

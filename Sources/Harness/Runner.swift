@@ -120,7 +120,7 @@ public final class Runner: @unchecked Sendable {
 
     /// The run's stages in order, each taking values and returning values:
     /// kernel, guest image, machine plan, then the machine itself, watched
-    /// until it ends, its evidence judged, and the verdict. Only what is
+    /// until it ends, its evidence judged, and the verdict (``observe``). Only what is
     /// recorded goes into `result`, as soon as it is known, so a stage that
     /// fails later still leaves it in `result.json`.
     private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
@@ -144,14 +144,25 @@ public final class Runner: @unchecked Sendable {
         let backend = machines(request)
         try clock.measure("connect") { try backend.connect() }
         let machine = try clock.measure("start") { try backend.start(plan.description) }
-        // From here the machine runs: nothing may throw until it is stopped.
-        let watched = await Self.watch(machine, plan: plan, request: request, suppressions: suppressions,
-                                       directory: directory, clock: clock, signals: signals, events: events)
+        return try await Self.observe(machine, plan: plan, request: request, suppressions: suppressions,
+                                      directory: directory, clock: clock, signals: signals, events: events,
+                                      result: &result)
+    }
+
+    /// A started machine to its verdict: watch it until it ends and stop it
+    /// (nothing before that throws, so no machine outlives its run), judge
+    /// the evidence, keep the trace, decide. Whatever any backend started
+    /// goes through here; the replay tests drive it the same way.
+    static func observe(_ machine: any MachineInstance, plan: MachinePlan, request: RunRequest,
+                        suppressions: Suppressions, directory: String, clock: PhaseClock, signals: SignalWatch,
+                        events: @escaping @Sendable (RunEvent) -> Void, result: inout RunResult) async throws -> Outcome {
+        let watched = await watch(machine, plan: plan, request: request, suppressions: suppressions,
+                                  directory: directory, clock: clock, signals: signals, events: events)
         watched.record(in: &result)
-        let evidence = try Self.judgeEvidence(watched, deviceRecords: plan.deviceRecords, directory: directory)
+        let evidence = try judgeEvidence(watched, deviceRecords: plan.deviceRecords, directory: directory)
         evidence.record(in: &result)
-        try Self.keepTrace(watched.trace, in: directory)
-        return Self.verdict(watched, evidence, expected: plan.expectations)
+        try keepTrace(watched.trace, in: directory)
+        return verdict(watched, evidence, expected: plan.expectations)
     }
 
     /// The user's suppressions, plus the faults the sva workload provokes on purpose.
