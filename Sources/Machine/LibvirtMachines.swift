@@ -38,9 +38,7 @@ public struct LibvirtMachines: MachineBackend {
 }
 
 /// One libvirt domain and the QEMU process behind it.
-final class LibvirtMachine: MachineInstance, @unchecked Sendable {
-    // @unchecked: every stored property is a constant; Domain's handle is only
-    // freed in its deinit.
+final class LibvirtMachine: MachineInstance {
     private let domain: Domain
     private let uri: String
     private let process: QemuProcess

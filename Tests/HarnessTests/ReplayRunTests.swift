@@ -93,6 +93,17 @@ final class ReplayRunTests: XCTestCase {
                       "\(run.outcome.evidence)")
     }
 
+    /// The kernel panics before /init (no root fs) and the guest resets:
+    /// FAIL under the panic's title, no workload ever ran.
+    func testBootPanicFailsWithThePanicsTitle() async throws {
+        let run = try await watch(Recording(console: try Self.console("panic-rootfs.log"), ending: .poweredOff))
+        XCTAssertEqual(run.outcome.status, .fail)
+        XCTAssertTrue(run.outcome.reason.hasPrefix("kernel panic: VFS: Unable to mount root fs on unknown-block("),
+                      run.outcome.reason)
+        XCTAssertEqual(run.end, .finished)
+        XCTAssertEqual(run.result.scenarios, [])
+    }
+
     /// QEMU dies half-way through the boot: ERROR, the infrastructure's
     /// failure, with QEMU's last line in the reason; never a kernel FAIL.
     func testQemuDyingMidRunIsAnErrorNamingQemusLine() async throws {
