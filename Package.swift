@@ -7,8 +7,8 @@ import PackageDescription
 //   Machine is the one seam to what runs guests (MachineBackend: libvirt for runs,
 //   a replay of recorded files for tests); nothing above it names libvirt's paths.
 // - RunModel is the run's vocabulary, a request in and a record out (RunRequest,
-//   RunResult, how a run ended, exit codes): Classify's verdict types and Kernel's
-//   build record, no I/O. Whatever only reads records depends on it, not on Harness.
+//   RunResult, how a run ended, exit codes): Classify's verdict types, Kernel's
+//   build record and Collect's coverage summary, no I/O. Whatever only reads records depends on it, not on Harness.
 // - Harness runs one request through every stage (stage functions over values, the
 //   machine through Machine's protocol) and returns its RunResult.
 // - Store keeps records (RunModel) in SQLite; Report renders them from the Store.
@@ -51,7 +51,7 @@ let package = Package(
             name: "Classify",
             dependencies: ["Support", .product(name: "Yams", package: "Yams")]
         ),
-        .target(name: "RunModel", dependencies: ["Classify", "Kernel", "Support"]),
+        .target(name: "RunModel", dependencies: ["Classify", "Collect", "Kernel", "Support"]),
         .target(
             name: "Harness",
             dependencies: ["RunModel", "Kernel", "GuestImage", "Machine", "Collect", "Classify", "Support"]
@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "Report",
-            dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Store", "RunModel", "Classify", "Collect", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "Bisect", dependencies: ["Harness", "RunModel", "Kernel", "Classify", "Support"]),
         .target(
@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Machine", "RunModel", "KernelTestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Machine", "Collect", "RunModel", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),

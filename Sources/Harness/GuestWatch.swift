@@ -24,6 +24,8 @@ final class GuestWatch {
     private let traceFollower: ConsoleFollower?
     private var traceSplitter = ConsoleLineSplitter(maxLineLength: 1024)
     private(set) var trace: TraceCollector
+    /// A coverage kernel's gcov counters, sent on the trace port before its footer.
+    private(set) var gcov = GcovSection()
     /// The workload's canary reports, for the lifecycle oracle.
     private var workloadReports: [String] = []
     static let traceLimitBytes = 16 << 20
@@ -134,7 +136,7 @@ final class GuestWatch {
         while true {
             let data = traceFollower.read()
             if data.isEmpty { return }
-            for line in traceSplitter.feed(data) { trace.addPortLine(line) }
+            for line in traceSplitter.feed(data) where !gcov.take(line) { trace.addPortLine(line) }
             if traceFollower.bytesRead > request.consoleLimitBytes { return }
         }
     }
@@ -172,7 +174,8 @@ final class GuestWatch {
             if trace.sawEnd || !sawDone || trace.truncated || attempt == 39 || traceBytes == 0 && attempt >= 10 { break }
             usleep(25_000)
         }
-        if let last = traceSplitter.finish() { trace.addPortLine(last) }
+        if let last = traceSplitter.finish(), !gcov.take(last) { trace.addPortLine(last) }
+        gcov.finish()
     }
 
     /// The PASID lifecycle oracles over the trace from every channel and the

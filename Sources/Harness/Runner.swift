@@ -163,6 +163,13 @@ public final class Runner: @unchecked Sendable {
         let evidence = try judgeEvidence(watched, deviceRecords: plan.deviceRecords, directory: directory)
         evidence.record(in: &result)
         try keepTrace(watched.trace, in: directory)
+        if let notes = result.build?.coverageDirectory {
+            events(.phase("coverage (lcov)"))
+            result.coverage = await clock.measure("coverage") {
+                await CoverageRenderer(notes: notes).render(watched.gcov, into: directory + "/coverage")
+            }
+            if let problem = result.coverage?.problem { events(.phase(problem)) }
+        }
         return verdict(watched, evidence, expected: plan.expectations)
     }
 
@@ -265,6 +272,7 @@ public final class Runner: @unchecked Sendable {
         var analysis: ConsoleAnalysis
         var consoleBytes: Int
         var trace: TraceCollector
+        var gcov: GcovSection
         var lifecycle: PasidLifecycleOracle
 
         func record(in result: inout RunResult) {
@@ -295,7 +303,7 @@ public final class Runner: @unchecked Sendable {
         }
         let analysis = watch.finish()
         return Watched(end: end, analysis: analysis, consoleBytes: watch.consoleBytes, trace: watch.trace,
-                       lifecycle: watch.lifecycle())
+                       gcov: watch.gcov, lifecycle: watch.lifecycle())
     }
 
     /// A guest that said done powers itself off: wait a moment for that

@@ -65,6 +65,11 @@ public struct KernelBuild: Sendable, Codable, Equatable {
     /// the same tree and config, so it matches this build only until the
     /// next one.
     public var objectDirectory: String?
+    /// With a `# kharness-gcov:` fragment: the entry's `coverage/` directory, holding
+    /// each profiled object's `.gcno` and its source under their tree paths
+    /// (`drivers/iommu/iommu-sva.{gcno,c}`), so the guest's counters can be read
+    /// after the object directory moved on to another revision.
+    public var coverageDirectory: String?
 }
 
 /// Builds kernels from git trees into the content-addressed cache.
@@ -135,6 +140,7 @@ public struct KernelBuilder: Sendable {
         let baseCommit = resolved.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let series = try request.series.map { try PatchSeries(path: $0) }
         let fragments = try ConfigFragments(directory: configDirectory, names: request.fragments)
+        try fragments.validateGcovObjects()
         let toolchain = try await Self.toolchainVersion()
         let patchsetHash = series?.patchsetHash ?? ""
         let key = Digest.sha256("""
@@ -180,7 +186,7 @@ public struct KernelBuilder: Sendable {
         let obj = objectDirectory(treeKey: treeKey, configHash: fragments.hash)
         try Files.createDirectory(obj)
         let log = logPath ?? obj + "/kharness-build.log"
-        let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log)
+        let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log, fragments: fragments)
         let report = self.progress
         let objects = Counter()
         let (config, status) = try await compile(
@@ -230,6 +236,11 @@ public struct KernelBuilder: Sendable {
             try Self.copy(obj + "/" + from, to: staging + "/" + to)
         }
         try Self.copy(log, to: staging + "/build.log")
+        var coverageDirectory: String?
+        if !fragments.gcovObjects.isEmpty {
+            try Self.keepCoverageNotes(fragments.gcovObjects, make: make, in: staging + "/coverage")
+            coverageDirectory = entry + "/coverage"
+        }
         var identity = "git:\(tree)@\(baseCommit)"
         if !patchsetHash.isEmpty { identity += "+patchset:\(patchsetHash.prefix(16))" }
         identity += " config:" + fragments.names.joined(separator: ",")
@@ -243,7 +254,7 @@ public struct KernelBuilder: Sendable {
             builtCommit: builtCommit, patches: series?.patches ?? [], patchsetHash: patchsetHash,
             configFragments: fragments.names, configHash: fragments.hash, toolchain: toolchain,
             cacheKey: key, cacheHit: false, buildLog: entry + "/build.log", timings: timings,
-            objectsBuilt: objects.value, objectDirectory: obj)
+            objectsBuilt: objects.value, objectDirectory: obj, coverageDirectory: coverageDirectory)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try Files.writeAtomically(try encoder.encode(result), to: staging + "/build.json")
@@ -286,11 +297,31 @@ public struct KernelBuilder: Sendable {
 
     /// make in the work directory's worktree and `objects`, logging into
     /// `freshLog`, which starts empty.
-    private func makeInvocation(workDir: String, objects: String, freshLog log: String) throws -> MakeInvocation {
+    private func makeInvocation(workDir: String, objects: String, freshLog log: String,
+                                fragments: ConfigFragments) throws -> MakeInvocation {
         try? FileManager.default.removeItem(atPath: log)
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         return MakeInvocation(source: workDir + "/src", objects: objects, jobs: jobs, log: log,
-                              ccacheBase: try cache.directory("kernel-work"))
+                              ccacheBase: try cache.directory("kernel-work"), gcovObjects: fragments.gcovObjects)
+    }
+
+    /// Each profiled object's `.gcno` and source into `directory` under their tree paths.
+    /// An object this tree and config do not build (io-pgfault.c before 6.7 without
+    /// IOPF, say) has no `.gcno` and is left out; none at all is a failed setup.
+    static func keepCoverageNotes(_ objects: [String], make: MakeInvocation, in directory: String) throws {
+        var kept = 0
+        for object in objects {
+            let stem = String(object.dropLast(2))
+            guard Files.exists(make.objects + "/" + stem + ".gcno") else { continue }
+            try Files.createDirectory(directory + "/" + URL(fileURLWithPath: stem).deletingLastPathComponent().path)
+            try copy(make.objects + "/" + stem + ".gcno", to: directory + "/" + stem + ".gcno")
+            try copy(make.source + "/" + stem + ".c", to: directory + "/" + stem + ".c")
+            kept += 1
+        }
+        guard kept > 0 else {
+            throw HarnessError.infrastructure(make.objects, "no .gcno for any of \(objects.joined(separator: " ")): "
+                                              + "the build did not profile them (is CONFIG_GCOV_KERNEL set?)")
+        }
     }
 
     /// Names the build an object directory holds, for `withObjectDirectory`.
@@ -342,7 +373,7 @@ public struct KernelBuilder: Sendable {
             }
             try Files.createDirectory(obj)  // evicted since, perhaps
             let log = obj + "/kharness-rebuild.log"
-            let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log)
+            let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log, fragments: fragments)
             let (_, status) = try await compile(build.builtCommit, clone: clone, make: make, fragments: fragments,
                                                 toolchain: toolchain, input: build.artifacts.identity,
                                                 key: build.cacheKey, phase: { _ in }, onObjects: { _ in })
@@ -672,12 +703,18 @@ struct MakeInvocation {
     var jobs: Int
     var log: String
     var ccacheBase: String
+    /// Objects compiled with gcov (`ConfigFragments.gcovObjects`).
+    var gcovObjects: [String] = []
 
     var variables: [String] {
         ["O=\(objects)", "ARCH=\(KernelBuilder.arch)", "CROSS_COMPILE=\(KernelBuilder.crossCompile)",
          "CC=ccache \(KernelBuilder.crossCompile)gcc", "HOSTCC=ccache gcc",
          // Set (even empty) so setlocalversion appends no "+" and asks git nothing.
          "LOCALVERSION="]
+            // kbuild's per-object switch (scripts/Makefile.lib: GCOV_PROFILE_<stem>.o),
+            // given on the command line so no Makefile of the tree is touched. It names
+            // the file's stem, so it applies to every object of that name.
+            + gcovObjects.map { "GCOV_PROFILE_\(URL(fileURLWithPath: $0).lastPathComponent)=y" }
     }
 
     var environment: [String: String] {

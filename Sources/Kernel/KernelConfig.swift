@@ -40,6 +40,34 @@ public struct ConfigFragments: Sendable {
 
     public var names: [String] { fragments.map(\.name) }
 
+    /// Objects to build with gcov, from `# kharness-gcov: <dir/file.o>...` lines (tree
+    /// paths of built-in objects; a comment to Kconfig, so merge_config ignores it).
+    public var gcovObjects: [String] {
+        var objects: [String] = []
+        for fragment in fragments {
+            for raw in fragment.text.split(separator: "\n") {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                guard line.hasPrefix("# kharness-gcov:") else { continue }
+                for word in line.dropFirst("# kharness-gcov:".count).split(separator: " ") where !objects.contains(String(word)) {
+                    objects.append(String(word))
+                }
+            }
+        }
+        return objects
+    }
+
+    /// The `# kharness-gcov:` objects are tree paths of C objects: `dir/name.o`, no
+    /// `..`, nothing make or the shell would read as more than a name.
+    public func validateGcovObjects() throws {
+        for object in gcovObjects {
+            let allowed = object.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "/_-.".contains($0)) }
+            guard allowed, object.hasSuffix(".o"), !object.hasPrefix("/"),
+                  !object.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+                throw HarnessError.badInput("# kharness-gcov: \(object)", "not a tree path of a C object (dir/name.o)")
+            }
+        }
+    }
+
     /// The same fragments with every `CONFIG_OLD=` and `# CONFIG_OLD is not set`
     /// line naming the symbol `renames` maps it to (see `KconfigRename`).
     public func renaming(_ renames: [String: String]) -> ConfigFragments {

@@ -1,4 +1,5 @@
 import Classify
+import Collect
 import Foundation
 import Store
 import Support
@@ -128,6 +129,9 @@ public enum HtmlReport {
             }
         }
         html += "</p>\n"
+        if let coverage = result.coverage {
+            html += coverageTable(coverage, cell: cell, outputDirectory: outputDirectory)
+        }
         if !result.scenarios.isEmpty {
             html += "<ul class=\"scenarios\">"
             for scenario in result.scenarios {
@@ -171,6 +175,23 @@ public enum HtmlReport {
 
     private static func changeClass(_ change: CellChange) -> String {
         change.rawValue.replacingOccurrences(of: " ", with: "-")
+    }
+
+    /// Per profiled file: lines, branches, functions reached, linked to lcov's page.
+    static func coverageTable(_ coverage: CoverageSummary, cell: ReportCell, outputDirectory: String) -> String {
+        let e = Escape.markup
+        var html = "<table class=\"coverage\"><tr><th>coverage</th><th>lines</th><th>branches</th><th>functions</th></tr>\n"
+        for file in coverage.files {
+            html += "<tr><td>\(e(file.path))</td><td>\(e(file.lineText))</td><td>\(e(file.branchText))</td>"
+                + "<td>\(file.functionsHit)/\(file.functionsFound)</td></tr>\n"
+        }
+        html += "</table>\n"
+        if let page = coverage.html, let path = cell.artifact(page), Files.exists(path),
+           let href = link(path, from: outputDirectory) {
+            html += "<p class=\"files\"><a href=\"\(e(href))\">coverage report</a></p>\n"
+        }
+        if let problem = coverage.problem { html += "<p class=\"excerpt\">\(e(Escape.truncate(problem, 300)))</p>\n" }
+        return html
     }
 
     /// A relative, percent-encoded href from the page's directory to `path`.

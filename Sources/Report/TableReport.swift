@@ -37,6 +37,19 @@ public enum TableReport {
                 out += line + ")\n"
             }
         }
+        let covered = report.cells.filter { $0.result.coverage != nil }
+        if !covered.isEmpty {
+            out += "\ncoverage (lines, branches):\n"
+            for cell in covered {
+                let coverage = cell.result.coverage!
+                out += "  \(Escape.line(cell.kernelLabel)) \(Escape.line(cell.configLabel)) #\(cell.repeatIndex)"
+                out += coverage.problem.map { ": \(Escape.truncate(Escape.line($0), 100))" } ?? ""
+                out += "\n"
+                for file in coverage.files {
+                    out += "    \(Escape.line(file.path))  \(file.lineText), \(file.branchText)\n"
+                }
+            }
+        }
         var counts: [String: Int] = [:]
         for cell in report.cells { counts[cell.status.rawValue, default: 0] += 1 }
         let order = ["PASS", "FAIL", "ERROR", "SKIP", "MISS", "BUILD_FAIL"]

@@ -1,4 +1,5 @@
 import Classify
+import Collect
 import Foundation
 import Kernel
 
@@ -40,6 +41,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var consoleBytes: Int
     public var startedAt: String
     public var finishedAt: String?
+    /// A coverage kernel's run (the `coverage` config fragment): what the guest's
+    /// gcov counters say of the profiled files; absent otherwise.
+    public var coverage: CoverageSummary?
 
     public init(runID: String, status: RunStatus, reason: String, evidence: [String] = [], kernel: String,
                 kernelIdentity: String? = nil, build: KernelBuild? = nil, kernelRelease: String? = nil,
@@ -77,7 +81,7 @@ public struct RunResult: Codable, Sendable, Equatable {
         case machine, workload, end, scenarios, reports, timings
         case lifecycleViolations = "lifecycle_violations", traceUntrusted = "trace_untrusted"
         case unsuppressedReportCounts = "unsuppressed_report_counts", reportsDropped = "reports_dropped"
-        case consoleBytes = "console_bytes", startedAt = "started_at", finishedAt = "finished_at"
+        case consoleBytes = "console_bytes", startedAt = "started_at", finishedAt = "finished_at", coverage
     }
 
     /// The process exit code for this run (see ``ExitStatus/of(_:)``).

@@ -62,11 +62,20 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "sva machine: no device DMA records (to measure their cost; the device oracle is off).")
     var noDeviceRecords = false
 
+    @Flag(help: "git: kernels: build with gcov for the IOMMU/SVA code (the coverage fragment) and report its coverage.")
+    var coverage = false
+
     func run() async throws {
         let result = try await exitOnError {
             var request = RunRequest(kernel: try KernelSpec(parsing: kernel))
             request.series = series
             request.configFragments = config.map { $0.split(separator: ",").map(String.init) } ?? []
+            if coverage {
+                guard case .git = request.kernel else {
+                    throw HarnessError.badInput("--coverage", "needs a git: kernel (kharness builds it with gcov)")
+                }
+                if !request.configFragments.contains("coverage") { request.configFragments.append("coverage") }
+            }
             request.workload = workload
             request.workloadScript = workloadScript.map(Files.absolute)
             request.scenarios = scenarios.map { $0.split(separator: ",").map(String.init) } ?? []
@@ -91,6 +100,13 @@ struct RunCommand: AsyncParsableCommand {
             return try await runner.run(request)
         }
         stderrLine("kharness: \(result.status.rawValue): \(result.reason)")
+        if let coverage = result.coverage {
+            for file in coverage.files {
+                stderrLine("kharness: coverage \(file.path): \(file.lineText), \(file.branchText)")
+            }
+            if let html = coverage.html { stderrLine("kharness: coverage report \(results)/\(result.runID)/\(html)") }
+            if let problem = coverage.problem { stderrLine("kharness: coverage: \(problem)") }
+        }
         print(result.runID)
         if result.exitCode != ExitStatus.success { throw ExitCode(result.exitCode) }
     }

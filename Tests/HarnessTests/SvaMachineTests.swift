@@ -46,13 +46,13 @@ final class SvaMachineTests: XCTestCase {
 
     /// `tree`: Debian's 6.12 source unless given.
     private func svaRun(tree: String? = nil, series: String? = nil, scenarios: [String] = [],
-                        kasan: Bool = false, cmdline: [String] = []) async throws -> RunResult {
+                        kasan: Bool = false, coverage: Bool = false, cmdline: [String] = []) async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
         let source: String
         if let tree { source = tree } else { source = try await KernelSources.tree("6.12") }
         var request = RunRequest(kernel: .git(tree: source, revision: "HEAD"))
         request.series = series
-        request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : [])
+        request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : []) + (coverage ? ["coverage"] : [])
         request.machine = "sva"
         request.workload = "sva"
         request.scenarios = scenarios
@@ -249,6 +249,43 @@ final class SvaMachineTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// A coverage kernel (the `coverage` fragment): the guest's gcov counters come back
+    /// over the trace port, and result.json names the SVA code the run reached, with
+    /// the numbers gcov itself gives on the same data.
+    func testCoverageRunReportsTheSvaCodeItReachedAsGcovDoes() async throws {
+        let run = try await svaRun(scenarios: ["baseline", "exit-no-unbind"], coverage: true)
+        XCTAssertEqual(run.status, .pass, run.reason)
+        XCTAssertNotNil(run.build?.coverageDirectory)
+        let coverage = try XCTUnwrap(run.coverage)
+        XCTAssertNil(coverage.problem)
+        XCTAssertEqual(Set(coverage.files.map(\.path)).isSuperset(of: [
+            "drivers/iommu/iommu-sva.c", "drivers/iommu/iommu.c", "drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c",
+            "drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c", "mm/mmu_notifier.c", "kernel/fork.c"]), true,
+                       "\(coverage.files.map(\.path))")
+        let sva = try XCTUnwrap(coverage.file("drivers/iommu/iommu-sva.c"))
+        XCTAssertTrue(sva.functionsReached.contains("iommu_sva_bind_device"), "\(sva.functionsReached)")
+        XCTAssertTrue(sva.functionsReached.contains("iommu_sva_unbind_device"), "\(sva.functionsReached)")
+        XCTAssertGreaterThan(sva.linesHit, 0)
+        XCTAssertLessThan(sva.linesHit, sva.linesFound, "some of iommu-sva.c is never reached (the IOPF handler)")
+        XCTAssertEqual(sva.linesNotReached.count, sva.linesFound - sva.linesHit)
+        let directory = "\(resultsRoot)/\(run.runID)"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/\(try XCTUnwrap(coverage.html))"))
+
+        // gcov by hand on the counters and notes the run kept: the same lines, the same hits.
+        let data = "\(directory)/coverage/data/drivers/iommu"
+        let gcov = try await Command.run("aarch64-linux-gnu-gcov", ["-n", "-o", data, "\(data)/iommu-sva.gcda"],
+                                         workingDirectory: directory)
+        XCTAssertTrue(gcov.succeeded, gcov.stderr)
+        let lines = gcov.stdout.split(separator: "\n").map(String.init)
+        let file = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("File '") && $0.hasSuffix("iommu-sva.c'") }, gcov.stdout)
+        let executed = lines[file + 1]  // "Lines executed:61.54% of 130"
+        let parts = executed.dropFirst("Lines executed:".count).split(separator: "%")
+        let percent = try XCTUnwrap(Double(parts[0]), executed)
+        let found = try XCTUnwrap(Int(parts[1].dropFirst(" of ".count)), executed)
+        XCTAssertEqual(found, sva.linesFound, executed)
+        XCTAssertEqual(Int((percent * Double(found) / 100).rounded()), sva.linesHit, executed)
     }
 
     /// The allocator forgets what it handed out: the next address space gets

@@ -163,6 +163,34 @@ unread() {
 		awk '/^entries:/ { n += $2 } END { print n + 0 }'
 }
 
+# A kernel built with kharness's coverage fragment has gcov counters in
+# debugfs: each .gcda goes to the port, before the trace's footer, as
+#   # kharness gcov-begin
+#   # kharness gcov-file path=<path under debugfs gcov/> bytes=<n>
+#   <base64 lines>
+#   # kharness gcov-end files=<count>
+# (the host takes the object's tree path from the end of the path and
+# caps what it reads). Without the port there is no coverage.
+send_gcov() {
+	gcov=/sys/kernel/debug/gcov
+	[ -d "$gcov" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	[ -d "$gcov" ] || return 0
+	files=0
+	{
+		echo "# kharness gcov-begin"
+		for f in $(find "$gcov" -name '*.gcda'); do
+			# debugfs gives these files no size: copy, then count.
+			cat "$f" > /tmp/kharness.gcda 2>/dev/null || continue
+			echo "# kharness gcov-file path=${f#$gcov/} bytes=$(wc -c < /tmp/kharness.gcda)"
+			base64 /tmp/kharness.gcda
+			files=$((files + 1))
+		done
+		echo "# kharness gcov-end files=$files"
+	} > "$port"
+	rm -f /tmp/kharness.gcda
+	note "gcov counters of $files objects sent to $port"
+}
+
 hand_over_trace() {
 	# Every workload process has released its files before tracing stops,
 	# so a binding still live at the end of the trace was never released
@@ -189,6 +217,7 @@ hand_over_trace() {
 		kill "$stream_pid" 2>/dev/null
 		wait "$stream_pid" 2>/dev/null
 		left=$(unread)
+		send_gcov
 		echo "# kharness trace-end overruns=$((overruns + left))" > "$port"
 		note "trace streamed to $port ($port_name), $overruns events lost, $left unread"
 	else
