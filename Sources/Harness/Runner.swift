@@ -93,14 +93,12 @@ public final class Runner: @unchecked Sendable {
             result.reason = failure.reason
             result.evidence = ["build log: \(failure.logPath)"]
             result.end = .buildFailed
-        } catch let error as HarnessError {
+        } catch {
+            // git's errors, a full disk's, Foundation's: one line and the right end.
+            let error = HarnessError(error)
             result.status = .error
             result.reason = error.description
             result.end = RunResult.End(error.kind)
-        } catch {
-            result.status = .error
-            result.reason = "harness error: \(error)"
-            result.end = .infrastructure
         }
         result.timings = clock.timings
         result.finishedAt = ISO8601DateFormatter().string(from: Date())

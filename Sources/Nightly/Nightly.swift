@@ -174,7 +174,7 @@ public final class Nightly: @unchecked Sendable {
                     bisects.append(text)
                     night.culprits += text.split(separator: "\n").filter { $0.hasPrefix("#regzbot introduced:") }.map(String.init)
                 } catch {
-                    bisects.append("bisect of \(key) failed: \(error)")
+                    bisects.append("bisect of \(key) failed: \(HarnessError(error))")
                 }
             }
             if !bisects.isEmpty {
