@@ -3,7 +3,9 @@ import PackageDescription
 
 // One target per pipeline stage; dependencies point one way, from the command line
 // down to Support:
-// - Kernel, GuestImage, Machine, Collect and Classify are independent stages over Support.
+// - VCS is git, every git process kharness starts (the kernel builder's, the bisect's,
+//   the nightly's), over Support.
+// - Kernel (over VCS), GuestImage, Machine, Collect and Classify are independent stages over Support.
 // - RunModel is the run's vocabulary, a request in and a record out (RunRequest,
 //   RunResult, how a run ended, exit codes): Classify's verdict types and Kernel's
 //   build record, no I/O. Whatever only reads records depends on it, not on Harness.
@@ -40,7 +42,8 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
-        .target(name: "Kernel", dependencies: ["Support"]),
+        .target(name: "VCS", dependencies: ["Support"]),
+        .target(name: "Kernel", dependencies: ["VCS", "Support"]),
         .target(name: "GuestImage", dependencies: ["Support"]),
         .target(name: "Machine", dependencies: ["CLibvirt", "Support"]),
         .target(name: "Collect", dependencies: ["Support"]),
@@ -66,10 +69,10 @@ let package = Package(
             name: "Report",
             dependencies: ["Store", "RunModel", "Classify", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .target(name: "Bisect", dependencies: ["Harness", "RunModel", "Kernel", "Classify", "Support"]),
+        .target(name: "Bisect", dependencies: ["Harness", "RunModel", "Kernel", "VCS", "Classify", "Support"]),
         .target(
             name: "Nightly",
-            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "RunModel", "Kernel", "Support",
+            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "RunModel", "Kernel", "VCS", "Support",
                            .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
@@ -91,6 +94,7 @@ let package = Package(
         // The checkout the tests run from (Checkout: the repository root, guest/, the built
         // executable), Debian's kernel sources for the tests and the release a build of one reports.
         .target(name: "KernelTestSupport", dependencies: ["Support"], path: "Tests/KernelTestSupport"),
+        .testTarget(name: "VCSTests", dependencies: ["VCS", "Support"]),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
