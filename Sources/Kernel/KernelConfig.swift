@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import VCS
 
 /// The config fragments a build asked for, read from `guest/configs`:
 /// `base` always first, then the named ones in the order given.
@@ -86,10 +87,8 @@ struct KconfigExplainer {
 
     func reason(symbol: String, requested: String, actual: String) async -> String {
         let name = String(symbol.dropFirst("CONFIG_".count))
-        let grep = try? await Command.run("git", ["grep", "-n", "-E", "^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$",
-                                                  "--", "Kconfig*", "*/Kconfig*"],
-                                          workingDirectory: sourceTree)
-        let hits = (grep?.stdout ?? "").split(separator: "\n").map(String.init)
+        let hits = (try? await GitRepository(path: sourceTree)
+            .grep("^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$", in: ["Kconfig*", "*/Kconfig*"])) ?? []
         if hits.isEmpty {
             return "unknown symbol (no 'config \(name)' in this tree's Kconfig files)"
         }
