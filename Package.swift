@@ -95,11 +95,12 @@ let package = Package(
         // executable), Debian's kernel sources for the tests and the release a build of one reports.
         .target(name: "KernelTestSupport", dependencies: ["Support"], path: "Tests/KernelTestSupport"),
         .testTarget(name: "VCSTests", dependencies: ["VCS", "Support"]),
+        .testTarget(name: "SupportTests", dependencies: ["Support"]),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "KernelTestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "GuestImage", "Support", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),

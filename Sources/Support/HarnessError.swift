@@ -61,9 +61,14 @@ public struct HarnessError: OneLineError, Sendable {
             self.init(.infrastructure, input: "kharness", reason: Self.text(errno: error.code.rawValue))
         default:
             let error = error as NSError
-            let path = error.userInfo[NSFilePathErrorKey] as? String
+            var path = error.userInfo[NSFilePathErrorKey] as? String
                 ?? (error.userInfo[NSURLErrorKey] as? URL)?.path
-            if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
+            // A copy or a move: which of the two failed is not said, so both are named.
+            if let destination = error.userInfo["NSDestinationFilePath"] as? String {
+                path = (path.map { $0 + " → " } ?? "") + destination
+            }
+            // swift-corelibs-foundation keeps the POSIX error as a Swift error value.
+            if let underlying = (error.userInfo[NSUnderlyingErrorKey] as? any Error).map({ $0 as NSError }),
                underlying.domain == NSPOSIXErrorDomain {
                 self.init(.infrastructure, input: path ?? "kharness", reason: Self.text(errno: Int32(underlying.code)))
             } else if error.domain == NSPOSIXErrorDomain {
