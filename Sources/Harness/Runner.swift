@@ -25,13 +25,7 @@ public final class Runner: @unchecked Sendable {
         self.events = events
     }
 
-    public static func newRunID() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        let suffix = String(format: "%06x", UInt32.random(in: 0..<0xFFFFFF))
-        return "\(formatter.string(from: Date()))-\(suffix)"
-    }
+    public static func newRunID() -> String { RunID.new() }
 
     /// Usage errors (an unknown machine or workload) are refused before a run
     /// directory exists; what can only be found out by trying (an image that

@@ -103,7 +103,7 @@ public final class MatrixRunner: @unchecked Sendable {
         if let id = options.runID { try Self.validate(runID: id) }
         let (matrix, text) = try MatrixFile.load(path: matrixPath)
         try Self.validate(matrix)
-        let runID = options.runID ?? "m" + Runner.newRunID()
+        let runID = options.runID ?? "m" + RunID.new()
         let (parallelism, why) = Self.parallelism(options, matrix)
         let record = MatrixRunRecord(
             id: runID, name: matrix.name, matrixFile: Files.absolute(matrixPath), matrixText: text,
