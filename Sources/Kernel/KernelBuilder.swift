@@ -200,7 +200,17 @@ public struct KernelBuilder: Sendable {
             })
         finish("compile")
         if status != 0 {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            // A log that is gone (with the cache) or a full disk is not a broken
+            // kernel: ERROR, not BUILD_FAIL.
+            let text: String
+            do {
+                text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: log)), as: UTF8.self)
+            } catch {
+                throw HarnessError(error).naming(log)
+            }
+            if let fault = KernelBuildFailure.machineFault(inLog: text) {
+                throw HarnessError.infrastructure(log, fault)
+            }
             throw KernelBuildFailure(kernel: request.description + (series.map { " + \($0.source)" } ?? ""),
                                      reason: KernelBuildFailure.firstError(inLog: text), logPath: log)
         }
