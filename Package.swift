@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "VCS", "Harness", "KernelTestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "GuestImage", "Support", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
