@@ -200,8 +200,11 @@ public struct KernelBuilder: Sendable {
             })
         finish("compile")
         if status != 0 {
-            // A log that is gone (with the cache) or a full disk is not a broken
-            // kernel: ERROR, not BUILD_FAIL.
+            // A cache removed under the build, a log that is gone with it or a
+            // full disk is not a broken kernel: ERROR, not BUILD_FAIL.
+            guard Files.isDirectory(obj), Files.isDirectory(make.source) else {
+                throw HarnessError.infrastructure(obj, "the build's work tree or object directory disappeared during the build")
+            }
             let text: String
             do {
                 text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: log)), as: UTF8.self)
