@@ -6,10 +6,13 @@ import PackageDescription
 // - VCS is git, every git process kharness starts (the kernel builder's, the bisect's,
 //   the nightly's), over Support.
 // - Kernel (over VCS), GuestImage, Machine, Collect and Classify are independent stages over Support.
+//   Machine is the one seam to what runs guests (MachineBackend: libvirt for runs,
+//   a replay of recorded files for tests); nothing above it names libvirt's paths.
 // - RunModel is the run's vocabulary, a request in and a record out (RunRequest,
 //   RunResult, how a run ended, exit codes): Classify's verdict types and Kernel's
 //   build record, no I/O. Whatever only reads records depends on it, not on Harness.
-// - Harness runs one request through every stage and returns its RunResult.
+// - Harness runs one request through every stage (stage functions over values, the
+//   machine through Machine's protocol) and returns its RunResult.
 // - Store keeps records (RunModel) in SQLite; Report renders them from the Store.
 // - Matrix drives runs through Harness and records them in Store; Bisect drives
 //   runs through Harness and decides its steps from records; Nightly runs Matrix,
@@ -100,7 +103,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "VCS", "Harness", "KernelTestSupport"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "RunModel", "GuestImage", "Support", "KernelTestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Machine", "RunModel", "GuestImage", "Support", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),

@@ -306,6 +306,23 @@ struct RangeMarker: Sendable, Equatable {
         return (kind, Int(pid), Int(pasid), va, end)
     }
 
+    /// What one trace record says as a range marker. A marker speaks for the process
+    /// that wrote it only: one whose `pid=` is not the record's TASK-PID is `foreign`
+    /// and ignored, so no process can open, close or excuse a window of another's. (The
+    /// workload writes its markers from each process's main thread, where the TASK-PID
+    /// is the process's pid.)
+    enum Reading {
+        case notMarker, malformed, foreign
+        case marker((kind: Kind, pid: Int, pasid: Int, va: UInt64, end: UInt64))
+    }
+
+    static func read(pid writer: Int, payload: some StringProtocol) -> Reading {
+        let payload = payload.trimmingCharacters(in: .whitespaces)
+        guard isMarker(payload: payload) else { return .notMarker }
+        guard let m = parse(payload: payload) else { return .malformed }
+        return m.pid == writer ? .marker(m) : .foreign
+    }
+
     /// The payload names one of the four markers (well formed or not).
     static func isMarker(payload: some StringProtocol) -> Bool {
         Kind.allCases.contains { payload.hasPrefix($0.rawValue + " ") || payload == $0.rawValue }
@@ -323,6 +340,10 @@ struct RangeMarker: Sendable, Equatable {
 }
 
 extension DeviceOracle {
+    static func foreignNote(_ count: Int) -> String {
+        "device records: \(count) range markers naming a pid other than their writer's skipped"
+    }
+
     /// Markers that open a window (unmapped, read-only) and markers that close one
     /// (remapping) each kept at most this many; a trace is the guest's to flood.
     static let maxRangeMarkers = 4096
@@ -362,7 +383,7 @@ extension DeviceOracle {
         var opens: [RangeMarker] = []
         var remaps: [Int: [RangeMarker]] = [:]
         var remapCount = 0
-        var malformed = 0, droppedOpens = 0
+        var malformed = 0, foreign = 0, droppedOpens = 0
         /// Where the first remapping marker past the cap was: no window may extend past it.
         var cutoff = Double.infinity
         var seen: Set<String> = []
@@ -372,9 +393,13 @@ extension DeviceOracle {
         for line in traceLines where line.contains("kharness-") {
             guard let record = TraceEvent.record(of: line), record.event == "tracing_mark_write" else { continue }
             traceEnd = max(traceEnd, record.ts)
-            let payload = record.payload.trimmingCharacters(in: .whitespaces)
-            guard RangeMarker.isMarker(payload: payload) else { continue }
-            guard let m = RangeMarker.parse(payload: payload) else { malformed += 1; continue }
+            let m: (kind: RangeMarker.Kind, pid: Int, pasid: Int, va: UInt64, end: UInt64)
+            switch RangeMarker.read(pid: record.pid, payload: record.payload) {
+            case .notMarker: continue
+            case .malformed: malformed += 1; continue
+            case .foreign: foreign += 1; continue
+            case .marker(let marker): m = marker
+            }
             // Written before the call: the range is still mapped; it neither opens nor closes
             // a window here (the live-binding fault oracle reads it).
             if m.kind == .unmapping { continue }
@@ -395,6 +420,7 @@ extension DeviceOracle {
             seen.insert(key)
         }
         if malformed > 0 { notes.append("device records: \(malformed) malformed kharness-unmapped/readonly/remapping/unmapping markers skipped") }
+        if foreign > 0 { notes.append(Self.foreignNote(foreign)) }
         if droppedOpens > 0 {
             notes.append("device records: \(droppedOpens) unmapped/read-only markers past the first \(Self.maxRangeMarkers) not judged")
         }
@@ -636,17 +662,23 @@ extension DeviceOracle {
         var marks: [Int: [Int: [(from: UInt64, to: UInt64, ts: Double)]]] = [:]
         var markCount = 0
         var markCutoff = Double.infinity
+        var foreignMarks = 0
         for line in traceLines where line.contains("kharness-") {
             guard let record = TraceEvent.record(of: line), record.event == "tracing_mark_write" else { continue }
-            let payload = record.payload.trimmingCharacters(in: .whitespaces)
-            guard RangeMarker.isMarker(payload: payload) else { continue }
-            guard let m = RangeMarker.parse(payload: payload) else { markCutoff = min(markCutoff, record.ts); continue }
+            let m: (kind: RangeMarker.Kind, pid: Int, pasid: Int, va: UInt64, end: UInt64)
+            switch RangeMarker.read(pid: record.pid, payload: record.payload) {
+            case .notMarker: continue
+            case .malformed: markCutoff = min(markCutoff, record.ts); continue
+            case .foreign: foreignMarks += 1; continue
+            case .marker(let marker): m = marker
+            }
             guard faults[m.pasid] != nil else { continue }
             guard markCount < Self.maxLiveFaultMarkers else { markCutoff = min(markCutoff, record.ts); continue }
             markCount += 1
             // parse guarantees va < end.
             marks[m.pasid, default: [:]][m.pid, default: []].append((m.va >> 12, ((m.end &- 1) >> 12) &+ 1, record.ts))
         }
+        if foreignMarks > 0, !notes.contains(Self.foreignNote(foreignMarks)) { notes.append(Self.foreignNote(foreignMarks)) }
         if markCutoff < .infinity {
             notes.append("device records: a malformed range marker or more than \(Self.maxLiveFaultMarkers), "
                 + "so no fault after \(Self.seconds(markCutoff)) is judged against a live binding")

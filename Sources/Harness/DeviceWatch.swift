@@ -83,20 +83,21 @@ final class DeviceRecordsFile: @unchecked Sendable {
         return sawFlood
     }
 
-    /// The flood ends the run like the trace port's does, under its own name.
-    func floodOutcome(_ outcome: Outcome) -> Outcome {
+    /// The flood ends the run like the trace port's does, under its own name
+    /// (`recordsBytes`: the records file's size).
+    static func floodOutcome(_ outcome: Outcome, recordsBytes: Int) -> Outcome {
         guard outcome.reason.hasPrefix("trace flood") else { return outcome }
         return Outcome(status: .fail,
-                       reason: "device records flood: sva-accel wrote more than \(size >> 20) MiB of access records",
+                       reason: "device records flood: sva-accel wrote more than \(recordsBytes >> 20) MiB of access records",
                        evidence: outcome.evidence)
     }
 }
 
-extension GuestWatch {
+extension DeviceRecordsFile {
     /// The device-side oracles over the device's records and the trace from
     /// every channel; keeps the records on the trace's clock as
     /// `device-events.jsonl` when the two clocks could be joined.
-    func deviceOracle(directory: String) -> DeviceOracle {
+    static func oracle(_ deviceRecords: DeviceRecordsFile?, trace: TraceCollector, directory: String) -> DeviceOracle {
         guard let deviceRecords else { return DeviceOracle(log: DeviceLog(), traceLines: [], events: []) }
         let log = DeviceLog.load(path: deviceRecords.path)
         let oracle = DeviceOracle(log: log, traceLines: trace.portLines + trace.consoleLines, events: trace.events,

@@ -6,8 +6,9 @@ import RunModel
 import Support
 
 /// Follows a running guest: its console into the classifier and the
-/// terminal, its domain state, the deadlines and the user's signals, and
-/// says how the run ended.
+/// terminal, its machine's state (through ``MachineInstance``, whichever
+/// backend runs it), the deadlines and the user's signals, and says how the
+/// run ended.
 final class GuestWatch {
     private let request: RunRequest
     private let follower: ConsoleFollower
@@ -45,7 +46,10 @@ final class GuestWatch {
     var consoleBytes: Int { follower.bytesRead }
     var traceBytes: Int { traceFollower?.bytesRead ?? 0 }
 
-    func follow(domain: Domain, clock: PhaseClock, signals: SignalWatch) async -> RunEnd {
+    /// Follows `machine` until the guest says it is done, the machine ends,
+    /// a limit or a deadline passes, or the user interrupts; says which.
+    /// Never stops the machine: the caller does, whatever the end.
+    func follow(machine: any MachineInstance, clock: PhaseClock, signals: SignalWatch) async -> RunEnd {
         let started = Date()
         var tick = 0
         while true {
@@ -64,14 +68,14 @@ final class GuestWatch {
                 return .interrupted(signal: SignalWatch.name(signal))
             }
             if tick % 5 == 0 {
-                switch domain.state() {
+                switch machine.state() {
                 case .running: break
                 case .ended:
                     drain()
                     finishPhases(clock: clock, started: started)
-                    return Self.howItEnded(domain: domain.name)
-                case .unknown(let message):
-                    return .infrastructure("libvirt stopped answering during the run: \(message)")
+                    return Self.runEnd(await machine.end())
+                case .unknown(let why):
+                    return .infrastructure(why)
                 }
             }
             let elapsed = Date().timeIntervalSince(started)
@@ -90,20 +94,16 @@ final class GuestWatch {
         return .guestFinished
     }
 
-    /// A domain that ended without the harness destroying it either shut
+    /// A machine that ended without the harness destroying it either shut
     /// down from inside (power-off, or a reset after a panic) or lost its
     /// QEMU, which is the infrastructure's failure, never the kernel's.
-    static func howItEnded(domain: String) -> RunEnd {
-        var found = QemuProcess.endReason(domain: domain)
-        for _ in 0..<20 where found == nil {
-            // libvirt writes the line as it cleans up; give it a moment.
-            usleep(50_000)
-            found = QemuProcess.endReason(domain: domain)
-        }
-        guard let (reason, qemuLine) = found, reason != "shutdown", reason != "destroyed" else {
+    static func runEnd(_ end: MachineEnd) -> RunEnd {
+        switch end {
+        case .stopped:
             return .guestFinished
+        case .emulatorFailed(let detail, let lastLine):
+            return .infrastructure("QEMU stopped unexpectedly (\(detail))" + (lastLine.map { ": \($0)" } ?? ""))
         }
-        return .infrastructure("QEMU stopped unexpectedly (libvirt: reason=\(reason))" + (qemuLine.map { ": \($0)" } ?? ""))
     }
 
     /// boot: domain start until /init speaks; workload: from then until done.

@@ -20,9 +20,15 @@ public enum RunEvent: Sendable {
 public final class Runner: @unchecked Sendable {
     public let cache: CacheDirectory
     private let events: @Sendable (RunEvent) -> Void
-    public init(cache: CacheDirectory = .fromEnvironment(), events: @escaping @Sendable (RunEvent) -> Void = { _ in }) {
+    /// The backend a request's machine runs on: libvirt at the request's URI
+    /// for every real run; tests pass ``ReplayMachines``.
+    private let machines: @Sendable (RunRequest) -> any MachineBackend
+
+    public init(cache: CacheDirectory = .fromEnvironment(), events: @escaping @Sendable (RunEvent) -> Void = { _ in },
+                machines: @escaping @Sendable (RunRequest) -> any MachineBackend = { LibvirtMachines(uri: $0.connectionURI) }) {
         self.cache = cache
         self.events = events
+        self.machines = machines
     }
 
     public static func newRunID() -> String { RunID.new() }
@@ -50,6 +56,7 @@ public final class Runner: @unchecked Sendable {
         guard request.bootTimeout > 0, request.totalTimeout > 0 else {
             throw HarnessError.badInput("timeout", "timeouts must be positive")
         }
+        try SvaWorkloadBuilder.validate(cmdline: request.extraCmdline)
         // A bad suppression file is a usage error found before any kernel build or domain start.
         if let file = request.suppressionsFile {
             _ = try Suppressions.load(path: file, machine: request.machine)
@@ -104,9 +111,55 @@ public final class Runner: @unchecked Sendable {
         try Files.writeAtomically(try result.json(), to: "\(directory)/result.json")
     }
 
+    /// The run's stages in order, each taking values and returning values:
+    /// kernel, guest image, machine plan, then the machine itself, watched
+    /// until it ends, its evidence judged, and the verdict (``observe``). Only what is
+    /// recorded goes into `result`, as soon as it is known, so a stage that
+    /// fails later still leaves it in `result.json`.
     private func execute(_ request: RunRequest, directory: String, clock: PhaseClock,
                          signals: SignalWatch, result: inout RunResult) async throws -> Outcome {
         // Inputs first: a bad suppression file is found before a kernel build or a domain start.
+        let suppressions = try Self.suppressions(for: request)
+        events(.phase("kernel \(request.kernel)"))
+        let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory) }
+        result.build = kernel.build
+        result.kernelIdentity = kernel.artifacts.identity
+        if let signal = signals.received { return interrupted(signal, result: &result) }
+
+        let guest = try GuestAssets.directory()
+        let initramfs = try await guestImage(request, guest: guest, kernel: kernel, directory: directory, clock: clock)
+        let plan = try await machinePlan(request, runID: result.runID, guest: guest, kernel: kernel.artifacts,
+                                         initramfs: initramfs, directory: directory, clock: clock)
+        try plan.keep(in: directory)
+        if let signal = signals.received { return interrupted(signal, result: &result) }
+
+        events(.phase("start \(plan.description.name)"))
+        let backend = machines(request)
+        try clock.measure("connect") { try backend.connect() }
+        let machine = try clock.measure("start") { try backend.start(plan.description) }
+        return try await Self.observe(machine, plan: plan, request: request, suppressions: suppressions,
+                                      directory: directory, clock: clock, signals: signals, events: events,
+                                      result: &result)
+    }
+
+    /// A started machine to its verdict: watch it until it ends and stop it
+    /// (nothing before that throws, so no machine outlives its run), judge
+    /// the evidence, keep the trace, decide. Whatever any backend started
+    /// goes through here; the replay tests drive it the same way.
+    static func observe(_ machine: any MachineInstance, plan: MachinePlan, request: RunRequest,
+                        suppressions: Suppressions, directory: String, clock: PhaseClock, signals: SignalWatch,
+                        events: @escaping @Sendable (RunEvent) -> Void, result: inout RunResult) async throws -> Outcome {
+        let watched = await watch(machine, plan: plan, request: request, suppressions: suppressions,
+                                  directory: directory, clock: clock, signals: signals, events: events)
+        watched.record(in: &result)
+        let evidence = try judgeEvidence(watched, deviceRecords: plan.deviceRecords, directory: directory)
+        evidence.record(in: &result)
+        try keepTrace(watched.trace, in: directory)
+        return verdict(watched, evidence, expected: plan.expectations)
+    }
+
+    /// The user's suppressions, plus the faults the sva workload provokes on purpose.
+    static func suppressions(for request: RunRequest) throws -> Suppressions {
         var suppressions = Suppressions(rules: [], machine: request.machine)
         if let file = request.suppressionsFile {
             suppressions = try Suppressions.load(path: file, machine: request.machine)
@@ -114,19 +167,20 @@ public final class Runner: @unchecked Sendable {
         if request.runsSvaWorkload {
             suppressions.rules += Self.svaExpectedFaults
         }
-        events(.phase("kernel \(request.kernel)"))
-        let kernel = try await clock.measure("kernel") { try await prepareKernel(request, directory: directory, result: &result) }
-        result.kernelIdentity = kernel.identity
-        if let signal = signals.received { return interrupted(signal, result: &result) }
+        return suppressions
+    }
 
+    /// The guest image stage: the sva driver and program when the workload
+    /// needs them, then the initramfs (its manifest kept in the run directory).
+    private func guestImage(_ request: RunRequest, guest: String, kernel: PreparedKernel, directory: String,
+                            clock: PhaseClock) async throws -> Initramfs {
         events(.phase("initramfs"))
-        let guest = try GuestAssets.directory()
         var extraFiles: [InitramfsSpec.HostFile] = []
         if request.runsSvaWorkload {
             events(.phase("sva driver and workload"))
             let sva = try await clock.measure("workload-build") {
                 try await SvaWorkloadBuilder(cache: cache, guest: guest)
-                    .build(kernel: kernel, build: result.build, logDirectory: directory)
+                    .build(kernel: kernel.artifacts, build: kernel.build, logDirectory: directory)
             }
             extraFiles.append(.init(hostPath: sva.program, guestPath: "/usr/bin/kharness-sva", mode: 0o755))
             if let module = sva.module {
@@ -136,10 +190,29 @@ public final class Runner: @unchecked Sendable {
             }
         }
         let initramfs = try clock.measure("initramfs") {
-            try buildInitramfs(request, guest: guest, kernel: kernel, extraFiles: extraFiles)
+            try buildInitramfs(request, guest: guest, kernel: kernel.artifacts, extraFiles: extraFiles)
         }
         try Files.writeAtomically(initramfs.manifest, to: "\(directory)/initramfs.manifest")
+        return initramfs
+    }
 
+    /// What the machine will be, decided before anything starts it: the
+    /// profile and its QEMU, the kernel command line, the streams' files.
+    struct MachinePlan {
+        var description: DomainDescription
+        /// sva-accel's records file in the cache's spool, when the machine has the device.
+        var deviceRecords: DeviceRecordsFile?
+        var expectations: RunExpectations
+
+        /// `domain.xml` and `cmdline` in the run directory: what was started, for whoever reads the run.
+        func keep(in directory: String) throws {
+            try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
+            try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
+        }
+    }
+
+    private func machinePlan(_ request: RunRequest, runID: String, guest: String, kernel: KernelArtifacts,
+                             initramfs: Initramfs, directory: String, clock: PhaseClock) async throws -> MachinePlan {
         var patchedQemu: String?
         if MachineProfile.needsPatchedQemu(request.machine) {
             events(.phase("patched QEMU (scripts/build-qemu)"))
@@ -156,11 +229,9 @@ public final class Runner: @unchecked Sendable {
                        "rdinit=/init", "kharness.workload=\(request.workloadScript == nil ? request.workload : "custom")"]
         if !request.scenarios.isEmpty { cmdline.append("kharness.scenarios=\(request.scenarios.joined(separator: ","))") }
         cmdline += profile.cmdline + request.extraCmdline
-        let consoleLog = "\(directory)/console.log"
-        let domainName = "kharness-\(result.runID)"
         var description = DomainDescription(
-            name: domainName, emulator: profile.emulator, kernel: kernel.image, initrd: initramfs.path,
-            cmdline: cmdline.joined(separator: " "), consoleLog: consoleLog)
+            name: "kharness-\(runID)", emulator: profile.emulator, kernel: kernel.image, initrd: initramfs.path,
+            cmdline: cmdline.joined(separator: " "), consoleLog: "\(directory)/console.log")
         description.vcpus = request.vcpus
         description.memoryMiB = request.memoryMiB
         description.smmuv3 = profile.smmuv3
@@ -168,84 +239,110 @@ public final class Runner: @unchecked Sendable {
         description.globals = profile.globals
         // The sva workload streams its trace to a virtio console port that
         // libvirt logs to this file (the console stays the fallback).
-        let traceLog = request.runsSvaWorkload ? "\(directory)/trace-port.log" : nil
-        description.traceLog = traceLog
-        let deviceRecords = request.deviceRecords && request.runsSvaWorkload
-            && profile.devices.contains { $0.driver == "sva-accel" }
-            ? try DeviceRecordsFile.create(spool: try cache.directory("device-records"), runID: result.runID) : nil
+        description.traceLog = request.runsSvaWorkload ? "\(directory)/trace-port.log" : nil
+        let hasDevice = request.runsSvaWorkload && profile.devices.contains { $0.driver == "sva-accel" }
+        let deviceRecords = request.deviceRecords && hasDevice
+            ? try DeviceRecordsFile.create(spool: try cache.directory("device-records"), runID: runID) : nil
         description.deviceRecordsLog = deviceRecords?.path
-        try Files.writeAtomically(description.xml, to: "\(directory)/domain.xml")
-        try Files.writeAtomically(description.cmdline + "\n", to: "\(directory)/cmdline")
+        return MachinePlan(
+            description: description, deviceRecords: deviceRecords,
+            expectations: RunExpectations(workload: request.workload, scenarios: request.scenarios,
+                                          machineHasDevice: hasDevice))
+    }
 
-        if let signal = signals.received { return interrupted(signal, result: &result) }
-        events(.phase("start \(domainName)"))
-        let connection = try clock.measure("connect") { try LibvirtConnection.shared(uri: request.connectionURI) }
-        let domain = try clock.measure("start") { try connection.startTransient(description) }
-        let qemuPID = QemuProcess.pid(domain: domainName)
+    /// What the watch saw, once the machine is gone and the console and the
+    /// trace are read to their ends.
+    struct Watched {
+        var end: RunEnd
+        var analysis: ConsoleAnalysis
+        var consoleBytes: Int
+        var trace: TraceCollector
+        var lifecycle: PasidLifecycleOracle
 
-        let watch = GuestWatch(request: request, consoleLog: consoleLog, traceLog: traceLog,
-                               suppressions: suppressions, events: events)
-        watch.deviceRecords = deviceRecords
-        let end = await watch.follow(domain: domain, clock: clock, signals: signals)
+        func record(in result: inout RunResult) {
+            result.consoleBytes = consoleBytes
+            result.kernelRelease = analysis.kernelRelease
+            result.scenarios = analysis.scenarios
+            result.reports = analysis.reports
+            result.unsuppressedReportCounts = analysis.unsuppressedReportCounts
+            result.reportsDropped = analysis.reportsDropped
+            result.end = RunResult.End(end)
+        }
+    }
 
+    /// The watch stage: follows a started machine until it ends, stops it
+    /// (whatever the end: this never throws, so no started machine outlives
+    /// its run), keeps the emulator's log, and reads what is left of the
+    /// console and the trace.
+    static func watch(_ machine: any MachineInstance, plan: MachinePlan, request: RunRequest,
+                      suppressions: Suppressions, directory: String, clock: PhaseClock, signals: SignalWatch,
+                      events: @escaping @Sendable (RunEvent) -> Void) async -> Watched {
+        let watch = GuestWatch(request: request, consoleLog: plan.description.consoleLog,
+                               traceLog: plan.description.traceLog, suppressions: suppressions, events: events)
+        watch.deviceRecords = plan.deviceRecords
+        let end = await watch.follow(machine: machine, clock: clock, signals: signals)
+        await stop(machine, after: end, clock: clock)
+        if let log = machine.emulatorLog {
+            try? FileManager.default.copyItem(atPath: log, toPath: "\(directory)/qemu.log")
+        }
+        let analysis = watch.finish()
+        return Watched(end: end, analysis: analysis, consoleBytes: watch.consoleBytes, trace: watch.trace,
+                       lifecycle: watch.lifecycle())
+    }
+
+    /// A guest that said done powers itself off: wait a moment for that
+    /// (``MachineInstance/awaitPowerOff(within:)``), else destroy the machine.
+    static func stop(_ machine: any MachineInstance, after end: RunEnd, clock: PhaseClock) async {
         var poweredOff = false
-        if case .guestFinished = end, let qemuPID {
+        if case .guestFinished = end {
             let powerOffStart = Date()
-            poweredOff = await Self.awaitPowerOff(qemuPID)
-            clock.record("poweroff", since: powerOffStart)
+            if let exited = await machine.awaitPowerOff(within: .seconds(1)) {
+                poweredOff = exited
+                clock.record("poweroff", since: powerOffStart)
+            }
         }
         let teardownStart = Date()
-        if !poweredOff, !domain.destroy() || QemuProcess.isRunning(domain: domainName) {
-            try? await reap(domainName: domainName, uri: request.connectionURI, pid: qemuPID)
-        }
+        if !poweredOff { await machine.destroy() }
         clock.record("teardown", since: teardownStart)
-        try? FileManager.default.copyItem(atPath: QemuProcess.logFile(domain: domainName), toPath: "\(directory)/qemu.log")
+    }
 
-        let analysis = watch.finish()
-        result.consoleBytes = watch.consoleBytes
-        result.kernelRelease = analysis.kernelRelease
-        result.scenarios = analysis.scenarios
-        result.reports = analysis.reports
-        result.unsuppressedReportCounts = analysis.unsuppressedReportCounts
-        result.reportsDropped = analysis.reportsDropped
-        result.end = RunResult.End(end)
-        let lifecycle = watch.lifecycle()
+    /// What the device's records and the trace say about PASID lifetimes.
+    struct Evidence {
+        var violations: [PasidLifecycleOracle.Violation]
+        var traceUntrusted: Bool
+        /// The device oracle's notes, kept as evidence whatever the verdict.
+        var deviceNotes: [String]
+        /// The records file's size when the device flooded it.
+        var deviceFloodBytes: Int?
+
+        func record(in result: inout RunResult) {
+            result.lifecycleViolations = violations
+            if traceUntrusted { result.traceUntrusted = true }
+        }
+    }
+
+    /// The evidence stage: keeps the device's records in the run directory
+    /// and runs the lifecycle and device oracles over them and the trace.
+    static func judgeEvidence(_ watched: Watched, deviceRecords: DeviceRecordsFile?,
+                              directory: String) throws -> Evidence {
         try deviceRecords?.keep(in: directory)
-        let device = watch.deviceOracle(directory: directory)
-        let violations = lifecycle.violations + device.violations
-        result.lifecycleViolations = violations
-        if watch.trace.untrusted { result.traceUntrusted = true }
-        try Self.keepTrace(watch.trace, in: directory)
-        let expected = RunExpectations(
-            workload: request.workload, scenarios: request.scenarios,
-            machineHasDevice: request.runsSvaWorkload && profile.devices.contains { $0.driver == "sva-accel" })
-        var outcome = decideOutcome(analysis: analysis, end: end, expected: expected)
-        if let deviceRecords, deviceRecords.sawFlood { outcome = deviceRecords.floodOutcome(outcome) }
-        outcome.evidence += device.notes
-        outcome = Self.applyLifecycle(violations, to: outcome)
-        if watch.trace.untrusted, !violations.isEmpty {
+        let device = DeviceRecordsFile.oracle(deviceRecords, trace: watched.trace, directory: directory)
+        return Evidence(violations: watched.lifecycle.violations + device.violations,
+                        traceUntrusted: watched.trace.untrusted, deviceNotes: device.notes,
+                        deviceFloodBytes: deviceRecords.flatMap { $0.sawFlood ? $0.size : nil })
+    }
+
+    /// The verdict stage, no I/O: the classifier's verdict on the console and
+    /// how the run ended, then the device's flood, the oracles' violations.
+    static func verdict(_ watched: Watched, _ evidence: Evidence, expected: RunExpectations) -> Outcome {
+        var outcome = decideOutcome(analysis: watched.analysis, end: watched.end, expected: expected)
+        if let bytes = evidence.deviceFloodBytes { outcome = DeviceRecordsFile.floodOutcome(outcome, recordsBytes: bytes) }
+        outcome.evidence += evidence.deviceNotes
+        outcome = Self.applyLifecycle(evidence.violations, to: outcome)
+        if evidence.traceUntrusted, !evidence.violations.isEmpty {
             outcome.evidence.append("trace: some records came from the console, which any guest process can write")
         }
         return outcome
-    }
-
-    /// A guest that said done powers itself off at once (init's `poweroff
-    /// -f`): libvirt sees the power-off and QEMU exits within milliseconds.
-    /// Returns true once QEMU has exited, false when it is still running
-    /// after `limit` (then the domain is destroyed as for any other end).
-    ///
-    /// The harness does not wait for libvirt's own bookkeeping after that:
-    /// libvirt checks that the exited QEMU is gone, finds it not yet reaped,
-    /// and pauses 200 ms before looking again (the same pause costs a
-    /// destroy at least 200 ms). The domain leaves libvirt's list by itself
-    /// then; there is nothing left to stop.
-    static func awaitPowerOff(_ pid: pid_t, within limit: Duration = .seconds(1)) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if QemuProcess.hasExited(pid: pid) { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return QemuProcess.hasExited(pid: pid)
     }
 
     /// The trace as text from every channel (`trace.log`) and as parsed
@@ -285,40 +382,25 @@ public final class Runner: @unchecked Sendable {
         return Outcome(status: .error, reason: "interrupted by \(SignalWatch.name(signal))", evidence: [])
     }
 
-    /// libvirt lost track of the domain (the daemon died): reconnect and
-    /// destroy it, or kill the QEMU process directly when the daemon stays away.
-    private func reap(domainName: String, uri: String, pid: pid_t?) async throws {
-        log.warning("libvirt lost track of the domain; reconnecting to destroy it", metadata: ["domain": "\(domainName)"])
-        for _ in 0..<100 {
-            if let connection = try? LibvirtConnection(uri: uri) {
-                if let domain = connection.domain(named: domainName) { domain.destroy() }
-                connection.close()
-                if !QemuProcess.isRunning(domain: domainName) {
-                    log.info("domain destroyed after reconnecting", metadata: ["domain": "\(domainName)"])
-                    return
-                }
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        guard let pid else {
-            log.error("libvirt did not come back and the QEMU pid is unknown", metadata: ["domain": "\(domainName)"])
-            return
-        }
-        let killed = QemuProcess.kill(pid: pid, domain: domainName)
-        log.warning("libvirt did not come back; killed QEMU directly", metadata: ["domain": "\(domainName)", "pid": "\(pid)", "killed": "\(killed)"])
+    /// A kernel ready to boot, and for `git:` kernels the build's record
+    /// (base, patches, hashes), which the result keeps and the sva module is built against.
+    struct PreparedKernel {
+        var artifacts: KernelArtifacts
+        var build: KernelBuild?
     }
 
-    private func prepareKernel(_ request: RunRequest, directory: String, result: inout RunResult) async throws -> KernelArtifacts {
+    private func prepareKernel(_ request: RunRequest, directory: String) async throws -> PreparedKernel {
         switch request.kernel {
         case .debian(let version):
-            return try await DebianKernelFetcher(cache: cache).fetch(version: version)
+            return PreparedKernel(artifacts: try await DebianKernelFetcher(cache: cache).fetch(version: version))
         case .image(let path, let modules):
             try KernelImageFile.validate(path)
             if let modules, !Files.isDirectory(modules) {
                 throw HarnessError.badInput(modules, "modules directory does not exist")
             }
-            return KernelArtifacts(image: Files.absolute(path), modulesDirectory: modules.map(Files.absolute),
-                                   identity: "image:\(try Digest.sha256(file: path))")
+            return PreparedKernel(artifacts: KernelArtifacts(
+                image: Files.absolute(path), modulesDirectory: modules.map(Files.absolute),
+                identity: "image:\(try Digest.sha256(file: path))"))
         case .git:
             let throttle = ProgressThrottle(events: events)
             let builder = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory()) {
@@ -332,8 +414,7 @@ public final class Runner: @unchecked Sendable {
             let build = try await builder.build(
                 SourceKernelRequest(spec: request.kernel, series: request.series, fragments: fragments),
                 logPath: "\(directory)/build.log")
-            result.build = build
-            return build.artifacts
+            return PreparedKernel(artifacts: build.artifacts, build: build)
         }
     }
 

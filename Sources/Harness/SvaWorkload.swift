@@ -6,6 +6,21 @@ import Support
 /// out of tree against the kernel under test, and the static workload
 /// program. Both are cached by their inputs.
 struct SvaWorkloadBuilder {
+    /// How the driver binds (`kharness.sva.pattern=` on the command line, the module's
+    /// `pattern`; guest/driver/sva_accel.c's header says what each does).
+    static let bindingPatterns = ["careful", "uacce", "deferred"]
+
+    /// A pattern the driver does not know would fail its insmod in the guest, where it
+    /// reads as the kernel's failure: refused before anything is built.
+    static func validate(cmdline: [String]) throws {
+        for word in cmdline where word.hasPrefix("kharness.sva.pattern=") {
+            let pattern = String(word.dropFirst("kharness.sva.pattern=".count))
+            guard bindingPatterns.contains(pattern) else {
+                throw HarnessError.badInput(word, "unknown binding pattern (known: \(bindingPatterns.joined(separator: ", ")))")
+            }
+        }
+    }
+
     var cache: CacheDirectory
     var guest: String
 

@@ -499,9 +499,12 @@ public struct KernelBuilder: Sendable {
     /// Merges the fragments with the tree's merge_config.sh on top of
     /// allnoconfig, runs olddefconfig and checks every requested option.
     /// Returns the final .config text.
-    func configure(fragments: ConfigFragments, make: MakeInvocation, builtCommit: String, clone: String,
+    func configure(fragments asked: ConfigFragments, make: MakeInvocation, builtCommit: String, clone: String,
                    toolchain: String, input: String) async throws -> String {
         let obj = make.objects
+        // What the tree calls the options (the rename is a function of the tree, which
+        // the stamp below and the build key already cover).
+        let fragments = asked.renaming(await KconfigRename.applicable(to: asked, source: make.source))
         // Kconfig files (and the kconfig tool) decide the .config; when none
         // changed since the last configure, the existing one stands.
         let kconfigFiles = try await GitRepository(path: clone)

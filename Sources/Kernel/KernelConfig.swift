@@ -41,6 +41,26 @@ public struct ConfigFragments: Sendable {
 
     public var names: [String] { fragments.map(\.name) }
 
+    /// The same fragments with every `CONFIG_OLD=` and `# CONFIG_OLD is not set`
+    /// line naming the symbol `renames` maps it to (see `KconfigRename`).
+    public func renaming(_ renames: [String: String]) -> ConfigFragments {
+        guard !renames.isEmpty else { return self }
+        var copy = self
+        for index in copy.fragments.indices {
+            copy.fragments[index].text = copy.fragments[index].text.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { raw -> String in
+                    let line = raw.trimmingCharacters(in: .whitespaces)
+                    for (old, new) in renames {
+                        if line.hasPrefix(old + "=") { return new + line.dropFirst(old.count) }
+                        if line == "# \(old) is not set" { return "# \(new) is not set" }
+                    }
+                    return String(raw)
+                }
+                .joined(separator: "\n")
+        }
+        return copy
+    }
+
     /// Every option the fragments set, with the fragment that set it last
     /// (later fragments override earlier ones, as in merge_config.sh).
     public var requested: [(symbol: String, value: String, fragment: String)] {
@@ -53,6 +73,41 @@ public struct ConfigFragments: Sendable {
             }
         }
         return order.map { ($0, values[$0]!.0, values[$0]!.1) }
+    }
+}
+
+/// Kconfig symbols renamed upstream, old name to new, each with the release that
+/// renamed it. The fragments name what 5.10 to 6.x call an option, so a tree that
+/// has only the new name gets its lines rewritten before the merge (and its check).
+/// A table rather than a second spelling in the fragments: a fragment line that
+/// names a symbol the tree lacks is an error, and the old trees' configs (and so
+/// their cache keys) stay exactly what they were.
+public enum KconfigRename {
+    public static let table: [(old: String, new: String, since: String)] = [
+        // fs/proc/Kconfig: "config PROC_SYSCTL" became "config SYSCTL" (with a prompt).
+        ("CONFIG_PROC_SYSCTL", "CONFIG_SYSCTL", "7.3"),
+    ]
+
+    /// The renames that apply to the checked-out tree at `source`: the tree's Kconfig
+    /// files define the new name and not the old one.
+    public static func applicable(to fragments: ConfigFragments, source: String) async -> [String: String] {
+        let requested = Set(fragments.requested.map(\.symbol))
+        var renames: [String: String] = [:]
+        for entry in table where requested.contains(entry.old) {
+            if await !defines(entry.old, in: source), await defines(entry.new, in: source) {
+                renames[entry.old] = entry.new
+            }
+        }
+        return renames
+    }
+
+    /// `config NAME` (or `menuconfig NAME`) in one of the tree's Kconfig files.
+    static func defines(_ symbol: String, in source: String) async -> Bool {
+        let name = String(symbol.dropFirst("CONFIG_".count))
+        let grep = try? await Command.run("git", ["grep", "-q", "-E", "^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$",
+                                                  "--", "Kconfig*", "*/Kconfig*"],
+                                          workingDirectory: source)
+        return grep?.succeeded ?? false
     }
 }
 

@@ -39,7 +39,7 @@ public final class LibvirtConnection: @unchecked Sendable {
     /// open and close their own: closing a connection makes libvirtd run its
     /// autodestroy callbacks, which wait for any domain of the connection
     /// that is still stopping (libvirt's 200 ms pause, see
-    /// `Runner.awaitPowerOff`), and the daemon accepts no new connection
+    /// `LibvirtMachine.awaitPowerOff`), and the daemon accepts no new connection
     /// meanwhile, so the next run's connect took 190 ms. Domains started on
     /// it are still destroyed when the harness dies (the connection drops).
     public static func shared(uri: String) throws -> LibvirtConnection {
@@ -139,14 +139,8 @@ public final class Domain: @unchecked Sendable {
         if let handle { virDomainFree(handle) }
     }
 
-    public enum State: Equatable, Sendable {
-        case running
-        case ended
-        /// libvirt did not answer: the daemon died or the connection broke.
-        case unknown(String)
-    }
-
-    public func state() -> State {
+    /// `unknown` when libvirt did not answer: the daemon died or the connection broke.
+    public func state() -> MachineState {
         guard let handle else { return .ended }
         switch virDomainIsActive(handle) {
         case 1: return .running

@@ -605,6 +605,28 @@ final class DeviceOracleTests: XCTestCase {
         XCTAssertEqual(Self.live(oracle(records, trace: Self.trace(inserting: [own]), complete: true)), [])
     }
 
+    /// A marker speaks for the process that wrote it: one naming another pid (a process
+    /// lying about its neighbour, or a stray writer) neither excuses that process's
+    /// fault nor opens an unmapped window over its pages; both oracles say they skipped it.
+    func testAMarkerWrittenByAnotherProcessIsSkipped() throws {
+        let faulting = [Self.header, Self.access(1.43), Self.access(1.45, outcome: "fault")]
+        let excuse = Self.mark(1.44, "kharness-unmapping pid=67 pasid=1 va=0xffffa136c000 len=4096", pid: 99)
+        let o = oracle(faulting, trace: Self.trace(inserting: [excuse]), complete: true)
+        XCTAssertEqual(Self.live(o).count, 1, "\(o.violations)")
+        XCTAssertEqual(o.notes.filter { $0.contains("other than their writer") },
+                       ["device records: 1 range markers naming a pid other than their writer's skipped"])
+
+        let forged = Self.mark(1.45, "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=8192", pid: 99)
+        let clean = oracle([Self.header, Self.access(1.46)], trace: Self.trace(inserting: [forged]))
+        XCTAssertEqual(clean.violations, [])
+        XCTAssertTrue(clean.notes.contains("device records: 1 range markers naming a pid other than their writer's skipped"),
+                      "\(clean.notes)")
+        // The same marker from its own process opens the window.
+        let own = Self.mark(1.45, "kharness-unmapped pid=67 pasid=1 va=0xffffa136c000 len=8192")
+        XCTAssertEqual(oracle([Self.header, Self.access(1.46)], trace: Self.trace(inserting: [own])).violations.map(\.title),
+                       [Self.unmappedTitle])
+    }
+
     /// The earlier success must be within the same binding: one through the PASID's
     /// previous binding (unbound, bound again) says nothing of this one.
     func testASuccessInAPreviousBindingDoesNotCount() {

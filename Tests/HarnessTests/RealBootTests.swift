@@ -38,7 +38,7 @@ final class RealBootTests: XCTestCase {
     /// Nothing of this run may outlive it: no QEMU when the run returns, and
     /// no libvirt domain once libvirt has done its own bookkeeping for a
     /// QEMU that exited (it pauses 200 ms before it looks; see
-    /// `Runner.awaitPowerOff`), without the harness's help.
+    /// `LibvirtMachine.awaitPowerOff`), without the harness's help.
     private func assertNothingLeft(_ runID: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let pgrep = Process()
         pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
@@ -181,7 +181,7 @@ final class RealBootTests: XCTestCase {
         let running = try await startWaitingRun()
         let domains = try LibvirtConnection(uri: "qemu:///system").activeDomainNames(prefix: "kharness-")
         let mine = try XCTUnwrap(domains.first { FileManager.default.fileExists(atPath: "\(resultsRoot)/\($0.dropFirst("kharness-".count))") })
-        let pid = try XCTUnwrap(QemuProcess.pid(domain: mine))
+        let pid = try XCTUnwrap(QemuProcess(domain: mine).pid())
         kill(pid, SIGKILL)
         let result = try await running.value
         XCTAssertEqual(result.status, .error, result.reason)

@@ -30,4 +30,20 @@ final class RunValidationTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/results"), "no run directory")
     }
+
+    /// A binding pattern the driver does not know would fail insmod in the guest and read as
+    /// the kernel's failure; it is refused up front with one line naming it.
+    func testUnknownBindingPatternIsRefused() throws {
+        var request = RunRequest(kernel: .git(tree: "/nonexistent/linux", revision: "HEAD"))
+        request.machine = "sva"
+        request.workload = "sva"
+        request.extraCmdline = ["quiet", "kharness.sva.pattern=uace"]
+        XCTAssertThrowsError(try Runner.validate(request)) { error in
+            XCTAssertEqual("\(error)", "kharness.sva.pattern=uace: unknown binding pattern (known: careful, uacce, deferred)")
+        }
+        for pattern in SvaWorkloadBuilder.bindingPatterns {
+            request.extraCmdline = ["kharness.sva.pattern=\(pattern)"]
+            XCTAssertNoThrow(try Runner.validate(request), pattern)
+        }
+    }
 }

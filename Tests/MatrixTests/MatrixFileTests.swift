@@ -30,22 +30,26 @@ final class MatrixFileTests: XCTestCase {
     func testTheExampleExpandsKernelsConfigsMachinesWorkloadsAndRepeats() async throws {
         // The example names the tree where scripts/kernel-source puts it with the default cache.
         let example = Checkout.root + "/examples/matrix.yaml"
-        let text = try String(contentsOfFile: example, encoding: .utf8).replacingOccurrences(
-            of: "/var/cache/kharness/kernel-source/linux-6.12", with: try await KernelSources.tree("6.12"))
+        var text = try String(contentsOfFile: example, encoding: .utf8)
+        for version in ["6.12", "7.3"] {
+            text = text.replacingOccurrences(of: "/var/cache/kharness/kernel-source/linux-\(version)@",
+                                             with: try await KernelSources.tree(version) + "@")
+        }
         let matrix = try MatrixFile.parse(text, file: example)
         XCTAssertEqual(matrix.name, "smmu-smoke")
-        XCTAssertEqual(matrix.kernels.map(\.name), ["debian:6.1", "6.12"])
+        XCTAssertEqual(matrix.kernels.map(\.name), ["debian:6.1", "6.12", "7.3"])
         XCTAssertEqual(matrix.machines.map(\.name), ["stock", "lazy", "nosmmu"])
         XCTAssertEqual(matrix.machines[1].profile, "stock")
         XCTAssertEqual(matrix.machines[1].cmdline, ["iommu.strict=0"])
         let cells = matrix.expand(runID: "r")
-        // 2 kernels x 1 config (prebuilt kernels take none) x 3 machines x 1 workload x 2 repeats.
-        XCTAssertEqual(cells.count, 12)
-        XCTAssertEqual(cells.map(\.ordinal), Array(0..<12))
+        // 3 kernels x 1 config (prebuilt kernels take none) x 3 machines x 1 workload x 2 repeats.
+        XCTAssertEqual(cells.count, 18)
+        XCTAssertEqual(cells.map(\.ordinal), Array(0..<18))
         XCTAssertEqual(cells[0].configFragments, [])
         XCTAssertEqual(cells[6].configFragments, ["smmuv3", "trace", "modules"])
+        XCTAssertEqual(cells[12].configFragments, ["smmuv3", "trace", "modules"])
         XCTAssertEqual(cells.prefix(2).map(\.repeatIndex), [1, 2])
-        XCTAssertEqual(Set(cells.map(\.key)).count, 6)
+        XCTAssertEqual(Set(cells.map(\.key)).count, 9)
     }
 
     func testScenarioSetsAreCellsAndSeriesCanBeDropped() throws {

@@ -13,6 +13,21 @@
  * is the lifetime the 2022 PASID use-after-free got wrong, which is why
  * kharness drives it.
  *
+ * How a file binds is the module parameter "pattern", after the drivers
+ * that ship, because a careful driver masks lifetime bugs in the IOMMU core
+ * that only show when the core's own references are the last ones:
+ * - careful (default): BIND and UNBIND ioctls, and the driver holds its own
+ *   mm_count reference (mmgrab) for the life of the binding;
+ * - uacce: as drivers/misc/uacce: open() binds the opener's mm, release()
+ *   stops the device and then unbinds, no UNBIND ioctl (BIND returns the
+ *   open's binding to its own process), and in SVA mode no reference of the
+ *   driver's own: the SVA domain's hold on the mm is what keeps it;
+ * - deferred: BIND and UNBIND as careful, but release() stops the device and
+ *   leaves the unbind to a workqueue, after the file and often the process
+ *   are gone, and in SVA mode without a reference of its own.
+ * In DMA-API mode there is no binding in the core to hold the mm, so every
+ * pattern grabs it.
+ *
  * Without SVA (kernel without IOMMU_SVA, SMMU without substreams, device
  * without PASID) the driver runs in DMA-API mode: jobs pin the pages of the
  * bound mm and map them with the DMA API, so the same scenarios still have
@@ -42,6 +57,7 @@
 #include <linux/uaccess.h>
 #include <linux/version.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include "sva_accel_uapi.h"
 
@@ -165,11 +181,13 @@ struct sva_accel_ctx {
 	struct mutex lock;	/* everything below */
 	bool bound;
 	struct iommu_sva *handle;	/* SVA mode */
-	struct mm_struct *mm;	/* grabbed (mm_count) while bound */
+	struct mm_struct *mm;	/* while bound; see own_mm */
+	bool own_mm;		/* mm grabbed (mm_count) by the driver */
 	u32 pasid;		/* cached: the kernel's copy may be freed */
 	pid_t bind_pid;
 	struct list_head inflight;	/* struct sva_accel_work */
 	unsigned int nr_inflight;
+	struct delayed_work unbind_work;	/* the deferred pattern */
 };
 
 /* A job on its way through the device. */
@@ -192,6 +210,35 @@ static DEFINE_IDA(sva_accel_ida);
 static bool force_dma;
 module_param(force_dma, bool, 0444);
 MODULE_PARM_DESC(force_dma, "Use DMA-API mode even when SVA is available");
+
+enum sva_accel_pattern {
+	SVA_ACCEL_CAREFUL,
+	SVA_ACCEL_UACCE,
+	SVA_ACCEL_DEFERRED,
+};
+
+static const char *const sva_accel_patterns[] = {
+	[SVA_ACCEL_CAREFUL] = "careful",
+	[SVA_ACCEL_UACCE] = "uacce",
+	[SVA_ACCEL_DEFERRED] = "deferred",
+};
+
+static char *pattern = "careful";
+module_param(pattern, charp, 0444);
+MODULE_PARM_DESC(pattern, "How files bind: careful, uacce or deferred (see the source's header)");
+static enum sva_accel_pattern sva_accel_pattern;
+
+/* The deferred pattern's unbinds; drained before the module goes. */
+static struct workqueue_struct *sva_accel_wq;
+/* How long after release the deferred pattern unbinds. */
+#define SVA_ACCEL_DEFERRED_UNBIND	msecs_to_jiffies(20)
+
+/* The values of sva_accel_unbind's "by". */
+enum {
+	SVA_ACCEL_BY_IOCTL,
+	SVA_ACCEL_BY_RELEASE,
+	SVA_ACCEL_BY_WORK,
+};
 
 static void sva_accel_dev_free(struct kref *ref)
 {
@@ -594,18 +641,40 @@ static void sva_accel_finish(struct sva_accel_ctx *ctx,
 			    job->fault_addr);
 }
 
-static void sva_accel_unbind(struct sva_accel_ctx *ctx, bool on_release)
+static void sva_accel_unbind(struct sva_accel_ctx *ctx, u8 by)
 {
-	trace_sva_accel_unbind(ctx->mm, ctx->pasid, ctx->bind_pid, on_release);
+	trace_sva_accel_unbind(ctx->mm, ctx->pasid, ctx->bind_pid, by);
 	if (ctx->handle)
 		iommu_sva_unbind_device(ctx->handle);
-	mmdrop(ctx->mm);
+	if (ctx->own_mm)
+		mmdrop(ctx->mm);
 	ctx->handle = NULL;
 	ctx->mm = NULL;
+	ctx->own_mm = false;
 	ctx->pasid = SVA_ACCEL_NO_PASID;
 	ctx->bind_pid = 0;
 	ctx->bound = false;
 }
+
+static void sva_accel_ctx_free(struct sva_accel_ctx *ctx)
+{
+	mutex_destroy(&ctx->lock);
+	sva_accel_dev_put(ctx->adev);
+	kfree(ctx);
+}
+
+/* The deferred pattern: the file is gone, its device quiet; now unbind. */
+static void sva_accel_deferred_unbind(struct work_struct *work)
+{
+	struct sva_accel_ctx *ctx = container_of(to_delayed_work(work),
+						 struct sva_accel_ctx,
+						 unbind_work);
+
+	sva_accel_unbind(ctx, SVA_ACCEL_BY_WORK);
+	sva_accel_ctx_free(ctx);
+}
+
+static int sva_accel_do_bind(struct sva_accel_ctx *ctx, struct mm_struct *mm);
 
 static int sva_accel_open(struct inode *inode, struct file *file)
 {
@@ -623,6 +692,22 @@ static int sva_accel_open(struct inode *inode, struct file *file)
 	ctx->pasid = SVA_ACCEL_NO_PASID;
 	mutex_init(&ctx->lock);
 	INIT_LIST_HEAD(&ctx->inflight);
+	INIT_DELAYED_WORK(&ctx->unbind_work, sva_accel_deferred_unbind);
+	if (sva_accel_pattern == SVA_ACCEL_UACCE) {
+		int ret;
+
+		if (!current->mm) {
+			ret = -EINVAL;
+		} else {
+			mutex_lock(&ctx->lock);
+			ret = sva_accel_do_bind(ctx, current->mm);
+			mutex_unlock(&ctx->lock);
+		}
+		if (ret) {
+			sva_accel_ctx_free(ctx);
+			return ret;
+		}
+	}
 	file->private_data = ctx;
 	return 0;
 }
@@ -643,11 +728,14 @@ static int sva_accel_release(struct inode *inode, struct file *file)
 		list_del(&work->node);
 		kfree(work);
 	}
+	if (ctx->bound && sva_accel_pattern == SVA_ACCEL_DEFERRED) {
+		queue_delayed_work(sva_accel_wq, &ctx->unbind_work,
+				   SVA_ACCEL_DEFERRED_UNBIND);
+		return 0;
+	}
 	if (ctx->bound)
-		sva_accel_unbind(ctx, true);
-	mutex_destroy(&ctx->lock);
-	sva_accel_dev_put(ctx->adev);
-	kfree(ctx);
+		sva_accel_unbind(ctx, SVA_ACCEL_BY_RELEASE);
+	sva_accel_ctx_free(ctx);
 	return 0;
 }
 
@@ -677,18 +765,13 @@ static int sva_accel_ioctl_info(struct sva_accel_ctx *ctx, void __user *arg)
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-static int sva_accel_ioctl_bind(struct sva_accel_ctx *ctx, void __user *arg)
+/* Binds @mm to the file's device; the caller holds ctx->lock. */
+static int sva_accel_do_bind(struct sva_accel_ctx *ctx, struct mm_struct *mm)
 {
 	struct sva_accel_dev *adev = ctx->adev;
-	struct mm_struct *mm = current->mm;
-	struct sva_accel_bind out = {};
 	struct iommu_sva *handle = NULL;
 	u32 pasid = SVA_ACCEL_NO_PASID;
 
-	if (ctx->bound)
-		return -EBUSY;
-	if (!mm)
-		return -EINVAL;
 	if (adev->mode == SVA_ACCEL_MODE_SVA) {
 		handle = sva_accel_bind_mm(&adev->pdev->dev, mm);
 		if (IS_ERR(handle)) {
@@ -703,27 +786,51 @@ static int sva_accel_ioctl_bind(struct sva_accel_ctx *ctx, void __user *arg)
 			return -ENODEV;
 		}
 	}
-	mmgrab(mm);
+	ctx->own_mm = !handle || sva_accel_pattern == SVA_ACCEL_CAREFUL;
+	if (ctx->own_mm)
+		mmgrab(mm);
 	ctx->mm = mm;
 	ctx->handle = handle;
 	ctx->pasid = pasid;
 	ctx->bind_pid = current->tgid;
 	ctx->bound = true;
 	trace_sva_accel_bind(mm, pasid, adev->mode, 0);
+	return 0;
+}
 
-	out.pasid = pasid;
-	out.mode = adev->mode;
+static int sva_accel_ioctl_bind(struct sva_accel_ctx *ctx, void __user *arg)
+{
+	struct mm_struct *mm = current->mm;
+	struct sva_accel_bind out = {};
+	int ret;
+
+	if (!mm)
+		return -EINVAL;
+	/* The uacce pattern bound at open: that binding is the opener's. */
+	if (ctx->bound && (sva_accel_pattern != SVA_ACCEL_UACCE ||
+			   ctx->mm != mm))
+		return -EBUSY;
+	if (!ctx->bound) {
+		ret = sva_accel_do_bind(ctx, mm);
+		if (ret)
+			return ret;
+	}
+	out.pasid = ctx->pasid;
+	out.mode = ctx->adev->mode;
 	out.mm = (unsigned long)mm;
 	return copy_to_user(arg, &out, sizeof(out)) ? -EFAULT : 0;
 }
 
 static int sva_accel_ioctl_unbind(struct sva_accel_ctx *ctx)
 {
+	/* uacce has no unbind but the file's release. */
+	if (sva_accel_pattern == SVA_ACCEL_UACCE)
+		return -EOPNOTSUPP;
 	if (!ctx->bound)
 		return -ENOENT;
 	if (ctx->nr_inflight)
 		return -EBUSY;
-	sva_accel_unbind(ctx, false);
+	sva_accel_unbind(ctx, SVA_ACCEL_BY_IOCTL);
 	return 0;
 }
 
@@ -1139,7 +1246,37 @@ static struct pci_driver sva_accel_driver = {
 	.remove = sva_accel_remove,
 	.dev_groups = sva_accel_groups,
 };
-module_pci_driver(sva_accel_driver);
+static int __init sva_accel_init(void)
+{
+	int ret;
+
+	ret = sysfs_match_string(sva_accel_patterns, pattern);
+	if (ret < 0) {
+		pr_err("pattern=%s: unknown (careful, uacce, deferred)\n",
+		       pattern);
+		return ret;
+	}
+	sva_accel_pattern = ret;
+	sva_accel_wq = alloc_workqueue("sva_accel", WQ_UNBOUND, 0);
+	if (!sva_accel_wq)
+		return -ENOMEM;
+	ret = pci_register_driver(&sva_accel_driver);
+	if (ret) {
+		destroy_workqueue(sva_accel_wq);
+		return ret;
+	}
+	pr_info("binding pattern %s\n", sva_accel_patterns[sva_accel_pattern]);
+	return 0;
+}
+module_init(sva_accel_init);
+
+static void __exit sva_accel_exit(void)
+{
+	pci_unregister_driver(&sva_accel_driver);
+	/* Pending deferred unbinds run now, before their code goes. */
+	destroy_workqueue(sva_accel_wq);
+}
+module_exit(sva_accel_exit);
 
 MODULE_DESCRIPTION("kharness sva-accel: SVA/PASID accelerator for lifecycle tests");
 MODULE_AUTHOR("kharness developers <kharness@example.invalid>");

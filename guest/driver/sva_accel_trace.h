@@ -38,16 +38,15 @@ TRACE_EVENT(sva_accel_bind,
 );
 
 TRACE_EVENT(sva_accel_unbind,
-	TP_PROTO(struct mm_struct *mm, u32 pasid, pid_t bind_pid,
-		 bool on_release),
-	TP_ARGS(mm, pasid, bind_pid, on_release),
+	TP_PROTO(struct mm_struct *mm, u32 pasid, pid_t bind_pid, u8 by),
+	TP_ARGS(mm, pasid, bind_pid, by),
 	TP_STRUCT__entry(
 		__field(pid_t, pid)
 		__array(char, comm, TASK_COMM_LEN)
 		__field(pid_t, bind_pid)
 		__field(unsigned long, mm)
 		__field(u32, pasid)
-		__field(bool, on_release)
+		__field(u8, by)
 	),
 	TP_fast_assign(
 		__entry->pid = current->tgid;
@@ -55,11 +54,13 @@ TRACE_EVENT(sva_accel_unbind,
 		__entry->bind_pid = bind_pid;
 		__entry->mm = (unsigned long)mm;
 		__entry->pasid = pasid;
-		__entry->on_release = on_release;
+		__entry->by = by;
 	),
 	TP_printk("pid=%d comm=%s bind_pid=%d mm=0x%lx pasid=%d by=%s",
 		  __entry->pid, __entry->comm, __entry->bind_pid, __entry->mm,
-		  (int)__entry->pasid, __entry->on_release ? "release" : "ioctl")
+		  (int)__entry->pasid,
+		  __print_symbolic(__entry->by, { 0, "ioctl" }, { 1, "release" },
+				   { 2, "work" }))
 );
 
 TRACE_EVENT(sva_accel_job,

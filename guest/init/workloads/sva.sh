@@ -11,6 +11,8 @@
 #
 # Kernel command line options read here:
 #   kharness.sva.force_dma=1   run the driver in DMA-API mode even with SVA
+#   kharness.sva.pattern=P     how the driver binds: careful (default), uacce
+#                              or deferred (guest/driver/sva_accel.c's header)
 #   kharness.sva.trace=0       no ftrace set-up (and no trace hand-over)
 
 module=/lib/modules/kharness/sva_accel.ko
@@ -20,10 +22,12 @@ port_name=org.kharness.trace
 note() { echo "kharness-sva: $*"; }
 
 force_dma=0
+pattern=careful
 trace=1
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	kharness.sva.force_dma=*) force_dma=${arg#kharness.sva.force_dma=} ;;
+	kharness.sva.pattern=*) pattern=${arg#kharness.sva.pattern=} ;;
 	kharness.sva.trace=*) trace=${arg#kharness.sva.trace=} ;;
 	esac
 done
@@ -200,8 +204,8 @@ setup_error=
 if [ ! -e "$module" ]; then
 	setup_error="$module is missing from the initramfs"
 elif ! grep -q '^sva_accel ' /proc/modules 2>/dev/null; then
-	params=
-	[ "$force_dma" = 1 ] && params=force_dma=1
+	params="pattern=$pattern"
+	[ "$force_dma" = 1 ] && params="$params force_dma=1"
 	if ! out=$(insmod "$module" $params 2>&1); then
 		setup_error="insmod $module failed: $out"
 	fi
@@ -215,6 +219,7 @@ if [ -z "$setup_error" ] && [ ! -e /dev/sva-accel0 ]; then
 	done
 fi
 export KHARNESS_SVA_SETUP_ERROR="$setup_error"
+export KHARNESS_SVA_PATTERN="$pattern"
 [ -z "$setup_error" ] || note "$setup_error"
 # The driver is here but the device did not come up: on the sva machine, which
 # has the device, that is the kernel's failure, not a reason to skip.
