@@ -3,7 +3,9 @@ import PackageDescription
 
 // One target per pipeline stage; dependencies point one way, from the command line
 // down to Support:
-// - Kernel, GuestImage, Machine, Collect and Classify are independent stages over Support.
+// - VCS is git, every git process kharness starts (the kernel builder's, the bisect's,
+//   the nightly's), over Support.
+// - Kernel (over VCS), GuestImage, Machine, Collect and Classify are independent stages over Support.
 //   Machine is the one seam to what runs guests (MachineBackend: libvirt for runs,
 //   a replay of recorded files for tests); nothing above it names libvirt's paths.
 // - RunModel is the run's vocabulary, a request in and a record out (RunRequest,
@@ -43,7 +45,8 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
-        .target(name: "Kernel", dependencies: ["Support"]),
+        .target(name: "VCS", dependencies: ["Support"]),
+        .target(name: "Kernel", dependencies: ["VCS", "Support"]),
         .target(name: "GuestImage", dependencies: ["Support"]),
         .target(name: "Machine", dependencies: ["CLibvirt", "Support"]),
         .target(name: "Collect", dependencies: ["Support"]),
@@ -69,10 +72,10 @@ let package = Package(
             name: "Report",
             dependencies: ["Store", "RunModel", "Classify", "Collect", "Support", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .target(name: "Bisect", dependencies: ["Harness", "RunModel", "Kernel", "Classify", "Support"]),
+        .target(name: "Bisect", dependencies: ["Harness", "RunModel", "Kernel", "VCS", "Classify", "Support"]),
         .target(
             name: "Nightly",
-            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "RunModel", "Kernel", "Support",
+            dependencies: ["Matrix", "Report", "Store", "Bisect", "Harness", "RunModel", "Kernel", "VCS", "Support",
                            .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
@@ -94,11 +97,13 @@ let package = Package(
         // The checkout the tests run from (Checkout: the repository root, guest/, the built
         // executable), Debian's kernel sources for the tests and the release a build of one reports.
         .target(name: "KernelTestSupport", dependencies: ["Support"], path: "Tests/KernelTestSupport"),
+        .testTarget(name: "VCSTests", dependencies: ["VCS", "Support"]),
+        .testTarget(name: "SupportTests", dependencies: ["Support"]),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine"]),
         .testTarget(name: "ClassifyTests", dependencies: ["Classify", "KernelTestSupport"], resources: [.copy("testdata")]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Harness", "KernelTestSupport"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Machine", "Collect", "RunModel", "KernelTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "VCS", "Harness", "KernelTestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Machine", "Collect", "RunModel", "GuestImage", "Support", "KernelTestSupport"]),
         .testTarget(name: "RunModelTests", dependencies: ["RunModel", "Classify"], resources: [.copy("testdata")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "RunModel", "Classify", "Bisect", "Support", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MatrixTests", dependencies: ["Matrix", "Store", "RunModel", "Classify", "Machine", "Support", "KernelTestSupport"]),

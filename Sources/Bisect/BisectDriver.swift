@@ -1,6 +1,6 @@
 import Foundation
-import Harness
 import Support
+import VCS
 
 /// Runs one commit through the harness. The real one builds and boots it
 /// (`HarnessStepRunner`); unit tests of the decision logic give a model.
@@ -73,8 +73,7 @@ public final class BisectDriver: @unchecked Sendable {
         }
         try state.save(to: directory)
         let clone = try await GitBisect.clone(tree: parameters.tree, into: directory)
-        let fix = try await Command.run("git", ["-C", clone, "merge-base", "--is-ancestor",
-                                                parameters.bad, parameters.good]).succeeded
+        let fix = try await clone.isAncestor(parameters.bad, of: parameters.good)
         git = GitBisect(repository: clone, terms: fix ? .fix : .regression)
         if fix { events("--bad is older than --good: bisecting the fix (git terms broken/fixed)") }
 

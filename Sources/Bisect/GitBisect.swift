@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import VCS
 
 /// `git bisect` in a bare `--shared` clone of the user's tree kept in the
 /// cache: the user's checkout, index and refs are never touched, and no
@@ -23,36 +24,21 @@ struct GitBisect {
         case ambiguous([String])
     }
 
-    var repository: String
+    var repository: GitRepository
     var terms: Terms
 
-    /// The shared clone for `tree` under `directory`, created on first use.
-    static func clone(tree: String, into directory: String) async throws -> String {
-        let clone = directory + "/repo.git"
-        if Files.exists(clone + "/HEAD") { return clone }
-        let temporary = directory + "/.tmp-repo-\(getpid())"
-        try? FileManager.default.removeItem(atPath: temporary)
-        // Those of bisects killed outright.
-        Files.reclaimStale(in: directory, prefix: ".tmp-repo-", pidField: 0)
-        try await Command.check("git", ["clone", "--quiet", "--bare", "--shared", "--no-tags", tree, temporary],
-                                input: tree)
-        try await Command.check("git", ["-C", temporary, "config", "gc.auto", "0"])
-        guard rename(temporary, clone) == 0 else {
-            throw HarnessError.infrastructure(clone, "cannot create the bisect clone")
-        }
-        return clone
+    /// The shared clone for `tree` under `directory`, created on first use; the
+    /// same clone (and race handling) as the kernel builder's.
+    static func clone(tree: String, into directory: String) async throws -> GitRepository {
+        try await GitRepository.sharedClone(of: tree, at: directory + "/repo.git")
     }
 
     func git(_ arguments: [String]) async throws -> CommandResult {
-        try await Command.run("git", ["-C", repository] + arguments)
+        try await repository.run(arguments)
     }
 
     func checked(_ arguments: [String]) async throws -> String {
-        let result = try await git(arguments)
-        guard result.succeeded else {
-            throw HarnessError.infrastructure("git " + arguments.prefix(3).joined(separator: " "), result.lastErrorLine)
-        }
-        return result.stdout
+        try await repository.check(arguments)
     }
 
     /// Starts over: any earlier bisect state in the clone is dropped. `bad`

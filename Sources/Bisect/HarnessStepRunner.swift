@@ -3,6 +3,7 @@ import Harness
 import Kernel
 import RunModel
 import Support
+import VCS
 
 /// Builds and runs a commit through the normal pipeline (`Runner`): the
 /// kernel builder's per-tree object directory is shared by every step, so
@@ -53,15 +54,18 @@ extension BisectParameters {
                                scenarios: [String], machine: String, configFragments: [String],
                                signature: String?, policy: BisectPolicy, checkRevert: Bool) async throws -> BisectParameters {
         let tree = Files.absolute(tree)
-        guard Files.isDirectory(tree),
-              try await Command.run("git", ["-C", tree, "rev-parse", "--git-dir"]).succeeded else {
+        let repository: GitRepository
+        do {
+            repository = try await GitRepository.open(tree)
+        } catch GitError.notARepository {
             throw HarnessError.badInput(tree, "not a git repository")
         }
         func commit(_ name: String, _ option: String) async throws -> String {
-            let result = try await Command.run("git", ["-C", tree, "rev-parse", "--verify", "--quiet",
-                                                       "--end-of-options", name + "^{commit}"])
-            guard result.succeeded else { throw HarnessError.badInput("\(option) \(name)", "unknown revision in \(tree)") }
-            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            do {
+                return try await repository.resolve(name)
+            } catch GitError.unknownRevision {
+                throw HarnessError.badInput("\(option) \(name)", "unknown revision in \(tree)")
+            }
         }
         let goodCommit = try await commit(good, "--good")
         let badCommit = try await commit(bad, "--bad")

@@ -95,7 +95,7 @@ public struct ConsoleClassifier {
         var analysis = result
         suppressions.apply(to: &analysis)
         for report in analysis.reports where report.isKernelReport && !report.suppressed {
-            analysis.unsuppressedReportCounts[report.category, default: 0] += 1
+            analysis.unsuppressedReportCounts[report.category.rawValue, default: 0] += 1
         }
         // The reports past the stored ones, judged now that the release is final.
         var firstUnstored: KernelReport?
@@ -486,7 +486,7 @@ public struct ConsoleClassifier {
                 .prefix(12).joined(separator: "\n")
             unstored[judgement] = UnstoredGroup(first: report)
         }
-        unstored[judgement]!.counts[report.category, default: 0] += 1
+        unstored[judgement]!.counts[report.category.rawValue, default: 0] += 1
     }
 
     /// What a report draft's analysis depends on: a flood repeats one report (the same

@@ -48,8 +48,8 @@ public struct ConsoleAnalysis: Codable, Sendable, Equatable {
 
 /// One kernel report (oops, sanitizer report, WARNING, hang, …) found in the console.
 public struct KernelReport: Codable, Sendable, Equatable {
-    /// One of ``Category``'s raw values, e.g. "kasan" or "hang".
-    public var category: String
+    /// What kind of report it is, written as the string it always was ("kasan", "hang").
+    public var category: Category
     /// The title the way syzbot names Linux crashes, e.g. "KASAN: slab-use-after-free Read in foo".
     public var title: String
     /// 16 hex digits from the category, title and the frames from the guilty one on,
@@ -68,7 +68,7 @@ public struct KernelReport: Codable, Sendable, Equatable {
     public var line: Int = 0
 
     public init(
-        category: String, title: String, signature: String, guiltyFrame: String?, text: String,
+        category: Category, title: String, signature: String, guiltyFrame: String?, text: String,
         corrupted: Bool, suppressed: Bool = false, line: Int = 0
     ) {
         self.category = category
@@ -81,17 +81,80 @@ public struct KernelReport: Codable, Sendable, Equatable {
         self.line = line
     }
 
-    /// The report categories.
-    public enum Category: String, CaseIterable, Sendable {
+    /// The report categories: what the console classifier names a report (the
+    /// kinds of `ReportKinds.swift`), and the PASID lifetime violations the trace
+    /// oracle reports beside them.
+    ///
+    /// Records are read back from files and databases written by other versions, so
+    /// a string this version does not know decodes to ``unrecognized(_:)`` and
+    /// encodes back unchanged, instead of making the whole record unreadable.
+    public enum Category: Hashable, Sendable, CaseIterable, RawRepresentable, Codable, CustomStringConvertible {
         case kasan, kfence, kmsan, kcsan, ubsan, oops, bug, warning, refcount, lockdep
-        case atomicSleep = "atomic-sleep"
+        /// "atomic-sleep"
+        case atomicSleep
         case hang, panic, leak, reboot
-        case smmuEvent = "smmu-event"
-        case workload, other
+        /// "smmu-event"
+        case smmuEvent
+        /// A failure the guest's workload reported, not the kernel.
+        case workload
+        case other
+        /// "pasid-lifetime": ``PasidLifecycleOracle``'s, from the trace, not the console.
+        case pasidLifetime
+        /// A string this version does not write.
+        case unrecognized(String)
+
+        /// Every category this version writes (not ``unrecognized(_:)``).
+        public static let allCases: [Category] = [
+            .kasan, .kfence, .kmsan, .kcsan, .ubsan, .oops, .bug, .warning, .refcount, .lockdep, .atomicSleep,
+            .hang, .panic, .leak, .reboot, .smmuEvent, .workload, .other, .pasidLifetime,
+        ]
+
+        private static let byName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
+
+        public init(rawValue: String) {
+            self = Self.byName[rawValue] ?? .unrecognized(rawValue)
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .kasan: "kasan"
+            case .kfence: "kfence"
+            case .kmsan: "kmsan"
+            case .kcsan: "kcsan"
+            case .ubsan: "ubsan"
+            case .oops: "oops"
+            case .bug: "bug"
+            case .warning: "warning"
+            case .refcount: "refcount"
+            case .lockdep: "lockdep"
+            case .atomicSleep: "atomic-sleep"
+            case .hang: "hang"
+            case .panic: "panic"
+            case .leak: "leak"
+            case .reboot: "reboot"
+            case .smmuEvent: "smmu-event"
+            case .workload: "workload"
+            case .other: "other"
+            case .pasidLifetime: "pasid-lifetime"
+            case .unrecognized(let text): text
+            }
+        }
+
+        public var description: String { rawValue }
+
+        // As a bare string, the way records have always spelled it.
+        public init(from decoder: Decoder) throws {
+            self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
+        }
     }
 
     /// Reports made by the kernel, as opposed to the guest's workload.
-    public var isKernelReport: Bool { category != Category.workload.rawValue }
+    public var isKernelReport: Bool { category != .workload }
 }
 
 /// A scenario's result from the `@@kharness` console protocol.

@@ -32,7 +32,7 @@ public struct PasidLifecycleOracle: Sendable {
         }
 
         /// The category stores, comparisons and reports file violations under.
-        public static let category = "pasid-lifetime"
+        public static let category = KernelReport.Category.pasidLifetime.rawValue
 
         /// PIDs and PASID numbers differ from run to run; the kind of
         /// violation does not, so the same bug has the same signature.
@@ -45,7 +45,7 @@ public struct PasidLifecycleOracle: Sendable {
         /// that follows, not only the oops, whose signature varies with
         /// where the corrupted slab is hit.
         public var report: KernelReport {
-            KernelReport(category: Self.category, title: title, signature: Self.signature(title: title),
+            KernelReport(category: .pasidLifetime, title: title, signature: Self.signature(title: title),
                          guiltyFrame: nil, text: ([title] + evidence).joined(separator: "\n"), corrupted: false)
         }
     }

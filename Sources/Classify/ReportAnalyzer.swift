@@ -41,7 +41,7 @@ enum ReportAnalyzer {
         let text = lines.joined(separator: "\n")
         if let fixed = draft.fixed {
             return KernelReport(
-                category: fixed.category.rawValue, title: fixed.title,
+                category: fixed.category, title: fixed.title,
                 signature: signature(category: fixed.category, title: fixed.title, frames: []),
                 guiltyFrame: nil, text: text, corrupted: draft.damaged || draft.cutShort, line: draft.startLine)
         }
@@ -69,7 +69,7 @@ enum ReportAnalyzer {
             }
         }
         return KernelReport(
-            category: naming.category.rawValue, title: naming.title,
+            category: naming.category, title: naming.title,
             signature: signature(category: naming.category, title: naming.title, frames: sigFrames),
             guiltyFrame: naming.guilty.map(Frames.normalized), text: text, corrupted: naming.corrupted,
             line: draft.startLine)

@@ -64,7 +64,7 @@ public struct InitramfsBuilder: Sendable {
     /// The cache key is the manifest's hash, and the manifest lists each
     /// file's own hash, so any change of content makes a new image.
     public func build(_ spec: InitramfsSpec) throws -> Initramfs {
-        try Self.checkBusybox(spec.busybox)
+        try Self.checkBusybox(spec.busybox, inCache: spec.busybox.hasPrefix(cache.root + "/"))
         // Fast path: the same files, unchanged on disk since the last build
         // (same size, mtime, inode), need not be read and hashed again.
         let statKey = try Self.statKey(spec)
@@ -232,10 +232,14 @@ public struct InitramfsBuilder: Sendable {
     }
 
     /// The guest is arm64: an x86 busybox would panic the kernel with
-    /// "No working init found", a long way from the cause.
-    static func checkBusybox(_ path: String) throws {
+    /// "No working init found", a long way from the cause. A busybox missing
+    /// from the cache (`inCache`: scripts/setup put it there, the cache is gone)
+    /// is the machine's fault, ERROR; one the user named (`KHARNESS_BUSYBOX`)
+    /// is their input.
+    static func checkBusybox(_ path: String, inCache: Bool = false) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw HarnessError.badInput(path, "busybox not found (scripts/setup extracts busybox-static:arm64 there)")
+            throw HarnessError(inCache ? .infrastructure : .badInput, input: path,
+                               reason: "busybox not found (scripts/setup extracts busybox-static:arm64 there)")
         }
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 20)) ?? Data())

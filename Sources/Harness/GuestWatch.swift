@@ -3,6 +3,7 @@ import Collect
 import Foundation
 import Machine
 import RunModel
+import Support
 
 /// Follows a running guest: its console into the classifier and the
 /// terminal, its machine's state (through ``MachineInstance``, whichever

@@ -31,13 +31,7 @@ public final class Runner: @unchecked Sendable {
         self.machines = machines
     }
 
-    public static func newRunID() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        let suffix = String(format: "%06x", UInt32.random(in: 0..<0xFFFFFF))
-        return "\(formatter.string(from: Date()))-\(suffix)"
-    }
+    public static func newRunID() -> String { RunID.new() }
 
     /// Usage errors (an unknown machine or workload) are refused before a run
     /// directory exists; what can only be found out by trying (an image that
@@ -100,14 +94,12 @@ public final class Runner: @unchecked Sendable {
             result.reason = failure.reason
             result.evidence = ["build log: \(failure.logPath)"]
             result.end = .buildFailed
-        } catch let error as HarnessError {
+        } catch {
+            // git's errors, a full disk's, Foundation's: one line and the right end.
+            let error = HarnessError(error)
             result.status = .error
             result.reason = error.description
             result.end = RunResult.End(error.kind)
-        } catch {
-            result.status = .error
-            result.reason = "harness error: \(error)"
-            result.end = .infrastructure
         }
         result.timings = clock.timings
         result.finishedAt = ISO8601DateFormatter().string(from: Date())

@@ -60,6 +60,21 @@ public struct KernelBuildFailure: Error, CustomStringConvertible, Sendable {
         if let line = lines.first(where: { $0.contains("***") }) { return String(line.prefix(400)) }
         return String((lines.last ?? "make failed").prefix(400))
     }
+
+    /// The system's words for a failure of the machine, not of the kernel's
+    /// source: a compiler or linker that could not write its output.
+    static let machineFaults = ["No space left on device", "Disk quota exceeded", "Read-only file system",
+                                "Input/output error"]
+
+    /// The first log line that says the machine failed the build (a full disk
+    /// under the object directory, a cache removed mid-build), nil when none
+    /// does: then the build failed because of the kernel, BUILD_FAIL. make
+    /// runs with LC_ALL=C, so the tools say these in English.
+    static func machineFault(inLog text: String) -> String? {
+        text.split(separator: "\n").lazy.map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { line in machineFaults.contains { line.contains($0) } }
+            .map { String($0.prefix(400)) }
+    }
 }
 
 /// Runs make (or any long command) with its output going straight to a log

@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import VCS
 
 /// A kernel to build from source: a revision of a git tree, optionally with
 /// a patch series on top, configured from fragments in `guest/configs`.
@@ -129,15 +130,14 @@ public struct KernelBuilder: Sendable {
         guard Files.isDirectory(tree) else {
             throw HarnessError.badInput(request.description, "tree '\(request.tree)' is not a directory")
         }
-        guard try await Command.run("git", ["-C", tree, "rev-parse", "--git-dir"]).succeeded else {
+        let baseCommit: String
+        do {
+            baseCommit = try await GitRepository.open(tree).resolve(request.revision)
+        } catch GitError.notARepository {
             throw HarnessError.badInput(request.description, "tree '\(request.tree)' is not a git repository")
-        }
-        let resolved = try await Command.run("git", ["-C", tree, "rev-parse", "--verify", "--quiet",
-                                                     "--end-of-options", request.revision + "^{commit}"])
-        guard resolved.succeeded else {
+        } catch GitError.unknownRevision {
             throw HarnessError.badInput(request.description, "unknown revision '\(request.revision)' in \(request.tree)")
         }
-        let baseCommit = resolved.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let series = try request.series.map { try PatchSeries(path: $0) }
         let fragments = try ConfigFragments(directory: configDirectory, names: request.fragments)
         try fragments.validateGcovObjects()
@@ -206,7 +206,20 @@ public struct KernelBuilder: Sendable {
             })
         finish("compile")
         if status != 0 {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            // A cache removed under the build, a log that is gone with it or a
+            // full disk is not a broken kernel: ERROR, not BUILD_FAIL.
+            guard Files.isDirectory(obj), Files.isDirectory(make.source) else {
+                throw HarnessError.infrastructure(obj, "the build's work tree or object directory disappeared during the build")
+            }
+            let text: String
+            do {
+                text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: log)), as: UTF8.self)
+            } catch {
+                throw HarnessError(error).naming(log)
+            }
+            if let fault = KernelBuildFailure.machineFault(inLog: text) {
+                throw HarnessError.infrastructure(log, fault)
+            }
             throw KernelBuildFailure(kernel: request.description + (series.map { " + \($0.source)" } ?? ""),
                                      reason: KernelBuildFailure.firstError(inLog: text), logPath: log)
         }
@@ -367,7 +380,7 @@ public struct KernelBuilder: Sendable {
             let clone = try await sharedClone(of: build.tree, key: treeKey)
             // A series commit lives in the clone that applied it; a cache entry
             // made from another checkout of the same base has it elsewhere.
-            guard try await Command.run("git", ["-C", clone, "cat-file", "-e", build.builtCommit + "^{commit}"]).succeeded else {
+            guard try await GitRepository(path: clone).hasCommit(build.builtCommit) else {
                 throw HarnessError.badInput(build.artifacts.identity,
                                             "commit \(build.builtCommit.prefix(12)) was built from another checkout of this tree; rebuild it here with kharness build --rebuild")
             }
@@ -398,7 +411,7 @@ public struct KernelBuilder: Sendable {
     func reclaimStale(workDir: String, clone: String) async {
         let worktrees = Files.reclaimStale(in: workDir, prefix: "am-", pidField: 0)
         if !worktrees.isEmpty {
-            _ = try? await Command.run("git", ["-C", clone, "worktree", "prune"])
+            await GitRepository(path: clone).pruneWorktrees()
             log.info("removed stale patch worktrees", metadata: ["paths": "\(worktrees)"])
         }
         Files.reclaimStale(in: cache.root + "/kernel-builds", prefix: ".tmp-", pidField: 1)
@@ -407,23 +420,12 @@ public struct KernelBuilder: Sendable {
 
     // MARK: - Git
 
-    /// A bare clone sharing the user's object store: ours to add commits,
-    /// refs and worktrees to, while the user's repository stays untouched.
+    /// The tree's bare clone in the cache (``GitRepository/sharedClone(of:at:executable:)``,
+    /// which also settles a race with another process making it): ours to add
+    /// commits, refs and worktrees to, while the user's repository stays untouched.
     func sharedClone(of tree: String, key: String) async throws -> String {
         let repos = try cache.directory("kernel-repos")
-        let clone = repos + "/" + key + ".git"
-        if Files.exists(clone + "/HEAD") { return clone }
-        let temporary = repos + "/.tmp-\(key)-\(getpid())"
-        try? FileManager.default.removeItem(atPath: temporary)
-        try await Command.check("git", ["clone", "--quiet", "--bare", "--shared", "--no-tags", tree, temporary],
-                                input: tree)
-        try await Command.check("git", ["-C", temporary, "config", "gc.auto", "0"])
-        guard rename(temporary, clone) == 0 else {
-            try? FileManager.default.removeItem(atPath: temporary)
-            if Files.exists(clone + "/HEAD") { return clone }
-            throw HarnessError.infrastructure(clone, "cannot create the shared clone")
-        }
-        return clone
+        return try await GitRepository.sharedClone(of: tree, at: repos + "/" + key + ".git").path
     }
 
     /// Applies the series with `git am` in a throw-away worktree that checks
@@ -443,42 +445,32 @@ public struct KernelBuilder: Sendable {
         defer {
             try? FileManager.default.removeItem(atPath: mbox)
         }
-        func removeWorktree() async {
-            _ = try? await Command.run("git", ["-C", clone, "worktree", "remove", "--force", worktree])
-            try? FileManager.default.removeItem(atPath: worktree)
-            _ = try? await Command.run("git", ["-C", clone, "worktree", "prune"])
-        }
-        try await Command.check("git", ["-C", clone, "worktree", "add", "--quiet", "--no-checkout", "--detach",
-                                        worktree, base])
+        let clone = GitRepository(path: clone)
+        let checkout = try await clone.addWorktree(at: worktree, commit: base, checkout: false)
         do {
             var files: [String] = []
             for patch in series.patches {
                 for file in patch.files where !files.contains(file) { files.append(file) }
             }
-            try await Command.check("git", ["-C", worktree, "sparse-checkout", "set", "--no-cone"]
-                                    + files.map { "/" + Self.escapePattern($0) })
-            try await Command.check("git", ["-C", worktree, "reset", "--quiet", "--hard", base])
+            try await checkout.sparseCheckout(files.map { "/" + Self.escapePattern($0) })
+            try await checkout.resetHard(to: base)
             // The committer is fixed so the same series on the same base always
             // gives the same commit id.
-            let date = try await Command.check("git", ["-C", clone, "show", "-s", "--format=%cI", base])
-                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let date = try await clone.committerDate(base)
             let env = ["GIT_COMMITTER_NAME": "kharness", "GIT_COMMITTER_EMAIL": "kharness@example.invalid",
                        "GIT_COMMITTER_DATE": date]
-            let am = try await Command.run("git", ["-C", worktree, "am", "--quiet", "--no-3way", mbox],
-                                           environment: env)
+            let am = try await checkout.am(mbox, environment: env)
             guard am.succeeded else {
                 let reason = Self.explainAmFailure(am.stdout + "\n" + am.stderr, series: series)
-                _ = try? await Command.run("git", ["-C", worktree, "am", "--abort"])
-                await removeWorktree()
+                await clone.removeWorktree(at: worktree)
                 throw HarnessError.badInput(series.source, reason)
             }
-            let head = try await Command.check("git", ["-C", worktree, "rev-parse", "HEAD"])
-                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            try await Command.check("git", ["-C", clone, "update-ref", "refs/kharness/\(key)", head])
-            await removeWorktree()
+            let head = try await checkout.head()
+            try await clone.updateRef("refs/kharness/\(key)", to: head)
+            await clone.removeWorktree(at: worktree)
             return head
         } catch {
-            await removeWorktree()
+            await clone.removeWorktree(at: worktree)
             throw error
         }
     }
@@ -523,15 +515,14 @@ public struct KernelBuilder: Sendable {
     /// The persistent worktree of (tree, config), moved to `commit`. Only
     /// files that differ are rewritten, which keeps make incremental.
     func checkout(_ commit: String, clone: String, into src: String) async throws {
+        let clone = GitRepository(path: clone)
         if Files.exists(src + "/.git") {
-            let result = try await Command.run("git", ["-C", src, "checkout", "--quiet", "--force", "--detach", commit])
-            if result.succeeded { return }
+            if try await GitRepository(path: src).checkoutDetached(commit) { return }
             // A worktree whose metadata is gone (pruned, moved cache): recreate.
             try? FileManager.default.removeItem(atPath: src)
-            _ = try? await Command.run("git", ["-C", clone, "worktree", "prune"])
+            await clone.pruneWorktrees()
         }
-        try await Command.check("git", ["-C", clone, "worktree", "add", "--quiet", "--force", "--detach", src, commit],
-                                input: src)
+        try await clone.addWorktree(at: src, commit: commit, force: true)
     }
 
     // MARK: - Config
@@ -547,11 +538,9 @@ public struct KernelBuilder: Sendable {
         let fragments = asked.renaming(await KconfigRename.applicable(to: asked, source: make.source))
         // Kconfig files (and the kconfig tool) decide the .config; when none
         // changed since the last configure, the existing one stands.
-        // grep in a pipe: 80k tree entries are slow to filter in Swift.
-        let kconfigFiles = try await Command.check(
-            "sh", ["-c", "git -C \"$1\" ls-tree -r \"$2\" | grep -E '/?Kconfig[^/]*$|\tscripts/kconfig/' | sha256sum",
-                   "sh", clone, builtCommit])
-        let stamp = Digest.sha256("\(fragments.hash)\n\(toolchain)\n\(kconfigFiles.stdout)")
+        let kconfigFiles = try await GitRepository(path: clone)
+            .digestOfTreeEntries(at: builtCommit, matching: "/?Kconfig[^/]*$|\tscripts/kconfig/")
+        let stamp = Digest.sha256("\(fragments.hash)\n\(toolchain)\n\(kconfigFiles)")
         let stampPath = obj + "/.kharness-config-stamp"
         if let existing = try? String(contentsOfFile: stampPath, encoding: .utf8), existing == stamp,
            let config = try? String(contentsOfFile: obj + "/.config", encoding: .utf8) {

@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import VCS
 
 /// The config fragments a build asked for, read from `guest/configs`:
 /// `base` always first, then the named ones in the order given.
@@ -130,11 +131,15 @@ public enum KconfigRename {
 
     /// `config NAME` (or `menuconfig NAME`) in one of the tree's Kconfig files.
     static func defines(_ symbol: String, in source: String) async -> Bool {
+        await !definitions(of: symbol, in: source).isEmpty
+    }
+
+    /// The lines (`file:line:text`) of the tree's Kconfig files that define
+    /// `symbol` (`CONFIG_X`) with `config X` or `menuconfig X`; none when git fails.
+    static func definitions(of symbol: String, in source: String) async -> [String] {
         let name = String(symbol.dropFirst("CONFIG_".count))
-        let grep = try? await Command.run("git", ["grep", "-q", "-E", "^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$",
-                                                  "--", "Kconfig*", "*/Kconfig*"],
-                                          workingDirectory: source)
-        return grep?.succeeded ?? false
+        return (try? await GitRepository(path: source)
+            .grep("^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$", in: ["Kconfig*", "*/Kconfig*"])) ?? []
     }
 }
 
@@ -169,10 +174,7 @@ struct KconfigExplainer {
 
     func reason(symbol: String, requested: String, actual: String) async -> String {
         let name = String(symbol.dropFirst("CONFIG_".count))
-        let grep = try? await Command.run("git", ["grep", "-n", "-E", "^[[:space:]]*(menu)?config[[:space:]]+\(name)[[:space:]]*$",
-                                                  "--", "Kconfig*", "*/Kconfig*"],
-                                          workingDirectory: sourceTree)
-        let hits = (grep?.stdout ?? "").split(separator: "\n").map(String.init)
+        let hits = await KconfigRename.definitions(of: symbol, in: sourceTree)
         if hits.isEmpty {
             return "unknown symbol (no 'config \(name)' in this tree's Kconfig files)"
         }

@@ -103,7 +103,7 @@ public final class MatrixRunner: @unchecked Sendable {
         if let id = options.runID { try Self.validate(runID: id) }
         let (matrix, text) = try MatrixFile.load(path: matrixPath)
         try Self.validate(matrix)
-        let runID = options.runID ?? "m" + Runner.newRunID()
+        let runID = options.runID ?? "m" + RunID.new()
         let (parallelism, why) = Self.parallelism(options, matrix)
         let record = MatrixRunRecord(
             id: runID, name: matrix.name, matrixFile: Files.absolute(matrixPath), matrixText: text,
@@ -274,7 +274,8 @@ public final class MatrixRunner: @unchecked Sendable {
             do {
                 let result = try await Runner(cache: cache).run(request, runID: harnessRunID)
                 try store.finishCell(cellID, attempt: attempt, result: result, wallSeconds: Date().timeIntervalSince(start))
-            } catch let error as HarnessError {
+            } catch {
+                let error = HarnessError(error)
                 try store.recordFailure(cellID, attempt: attempt, reason: error.description,
                                         end: RunResult.End(error.kind),
                                         wallSeconds: Date().timeIntervalSince(start))
@@ -284,7 +285,7 @@ public final class MatrixRunner: @unchecked Sendable {
         } catch {
             // The store itself failed: nothing more can be recorded for this cell;
             // the next open marks it interrupted if it was started.
-            events(.kernel("cell \(cell.ordinal): cannot record: \(error)"))
+            events(.kernel("cell \(cell.ordinal): cannot record: \(HarnessError(error))"))
         }
     }
 
@@ -385,13 +386,13 @@ final class KernelPreparation: @unchecked Sendable {
             events(.kernel("kernel \(cell.kernel): BUILD_FAIL: \(failure.reason)"))
             return .failed(status: .buildFail, reason: failure.reason, evidence: ["build log: \(failure.logPath)"],
                            end: .buildFailed, log: failure.logPath)
-        } catch let error as HarnessError {
+        } catch {
+            // git's errors, a full disk's, Foundation's: one line and the right end.
+            let error = HarnessError(error)
             events(.kernel("kernel \(cell.kernel): \(error)"))
             return .failed(status: .error, reason: error.description, evidence: [],
                            end: RunResult.End(error.kind),
                            log: Files.exists(logPath) ? logPath : nil)
-        } catch {
-            return .failed(status: .error, reason: "harness error: \(error)", evidence: [], end: .infrastructure, log: nil)
         }
     }
 

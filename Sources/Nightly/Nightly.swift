@@ -1,5 +1,4 @@
 import Foundation
-import Harness
 import Kernel
 import Matrix
 import Report
@@ -122,7 +121,7 @@ public final class Nightly: @unchecked Sendable {
             pins["\(tree)@\(revision)"] = head.commit
         }
 
-        let runID = "n" + Runner.newRunID()
+        let runID = "n" + RunID.new()
         let nightDirectory = "\(config.results)/\(runID)"
         try Files.createDirectory(nightDirectory)
         let pinnedPath = "\(nightDirectory)/matrix.yaml"
@@ -174,7 +173,7 @@ public final class Nightly: @unchecked Sendable {
                     bisects.append(text)
                     night.culprits += text.split(separator: "\n").filter { $0.hasPrefix("#regzbot introduced:") }.map(String.init)
                 } catch {
-                    bisects.append("bisect of \(key) failed: \(error)")
+                    bisects.append("bisect of \(key) failed: \(HarnessError(error))")
                 }
             }
             if !bisects.isEmpty {

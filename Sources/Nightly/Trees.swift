@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import VCS
 
 /// A tree's revision as the nightly tested it: the name the matrix used
 /// (`origin/master`) and the commit it pointed at that night, so the next
@@ -26,11 +27,16 @@ public enum Trees {
     @discardableResult
     public static func fetch(_ tree: String) async throws -> [String] {
         guard Files.isDirectory(tree) else { throw HarnessError.badInput(tree, "kernel tree does not exist") }
-        let remotes = try await Command.check("git", ["-C", tree, "remote"], kind: .badInput, input: tree)
-            .stdout.split(whereSeparator: \.isNewline).map(String.init)
+        let repository = GitRepository(path: tree)
+        let remotes: [String]
+        do {
+            remotes = try await repository.remotes()
+        } catch GitError.failed(_, _, let reason) {
+            // `git remote` fails only where there is no repository: the config's tree.
+            throw HarnessError.badInput(tree, reason)
+        }
         guard !remotes.isEmpty else { return [] }
-        try await Command.check("git", ["-C", tree, "fetch", "--quiet", "--prune", "--multiple"] + remotes,
-                                input: "\(tree): git fetch \(remotes.joined(separator: " "))")
+        try await repository.fetch(remotes)
         return remotes
     }
 
@@ -38,12 +44,11 @@ public enum Trees {
     /// config file: after `--end-of-options` git never reads it as an option
     /// (`--output=<file>` would write a file).
     public static func resolve(_ tree: String, _ revision: String) async throws -> TreeHead {
-        let result = try await Command.run("git", ["-C", tree, "log", "-1", "--format=%H%n%s", "--end-of-options",
-                                                   revision + "^{commit}", "--"])
-        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard result.succeeded, lines.count >= 2, lines[0].count == 40 else {
-            throw HarnessError.badInput("\(tree)@\(revision)", "not a commit in that tree (\(result.lastErrorLine))")
+        do {
+            let head = try await GitRepository(path: tree).headline(revision)
+            return TreeHead(tree: tree, revision: revision, commit: head.commit, subject: head.subject)
+        } catch GitError.unknownRevision(_, _, let detail) {
+            throw HarnessError.badInput("\(tree)@\(revision)", "not a commit in that tree (\(detail))")
         }
-        return TreeHead(tree: tree, revision: revision, commit: lines[0], subject: lines[1])
     }
 }

@@ -74,7 +74,7 @@ public enum JUnitReport {
 
         var run = "    <testcase classname=\"\(classname)\" name=\"\(Escape.markup(result.workload + suffix))\" time=\"\(seconds)\">\n"
         let message = result.reason.isEmpty ? cell.activeReports.first?.title ?? "" : result.reason
-        let type = result.lifecycleViolations.isEmpty ? cell.activeReports.first?.category ?? result.status.rawValue : IssueCategory.pasidLifetime.rawValue
+        let type = result.lifecycleViolations.isEmpty ? cell.activeReports.first?.category.rawValue ?? result.status.rawValue : IssueCategory.pasidLifetime.rawValue
         run += verdict(result.status, message: message, type: type,
                        body: cell.excerpt(maxLines: 200))
         run += "      <system-out>\(Escape.markup(outOfBand))</system-out>\n"

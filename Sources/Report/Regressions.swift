@@ -85,7 +85,7 @@ public enum Regressions {
                 }
                 let reports = cell.activeReports.filter(\.isKernelReport)
                 for report in reports {
-                    add(report.signature, report.title, IssueCategory(rawValue: report.category), report.guiltyFrame, report.text, index)
+                    add(report.signature, report.title, IssueCategory(report.category), report.guiltyFrame, report.text, index)
                 }
                 if reports.isEmpty && cell.result.lifecycleViolations.isEmpty {
                     let (signature, title) = verdict(cell.result.reason, category: .verdict)

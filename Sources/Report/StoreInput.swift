@@ -65,7 +65,7 @@ extension ReportCell {
         result.reports = stored.reports.sorted { $0.ordinal < $1.ordinal }.filter {
             !(violationsKnown && $0.category == PasidLifecycleOracle.Violation.category)
         }.map {
-            KernelReport(category: $0.category, title: $0.title, signature: $0.signature, guiltyFrame: $0.guiltyFrame,
+            KernelReport(category: KernelReport.Category(rawValue: $0.category), title: $0.title, signature: $0.signature, guiltyFrame: $0.guiltyFrame,
                          text: $0.text, corrupted: $0.corrupted, suppressed: $0.suppressed, line: $0.line)
         }
         result.scenarios = stored.scenarios.sorted { $0.ordinal < $1.ordinal }.map {

@@ -303,7 +303,7 @@ public struct ReportRecord: Codable, Sendable, Equatable, FetchableRecord, Persi
         self.cellID = cellID
         self.attempt = attempt
         self.ordinal = ordinal
-        category = report.category
+        category = report.category.rawValue
         title = report.title
         signature = report.signature
         guiltyFrame = report.guiltyFrame

@@ -4,18 +4,54 @@ import Foundation
 public enum Files {
     /// Writes through a temporary file and a rename, so a reader (or a
     /// harness killed mid-write) never sees half a file.
+    ///
+    /// A write that fails (a full disk, a directory removed under the run)
+    /// removes its temporary file and throws an infrastructure error naming
+    /// `path` and the system's reason ("No space left on device"): the file
+    /// keeps its old content, nothing half-written is left beside it.
     public static func writeAtomically(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         // Unique per call, not just per process: a matrix runs cells in
         // parallel threads that may write the same cache file at once, and a
         // shared temporary name let one thread rename the other's file away.
         let tmp = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
-        try data.write(to: tmp)
-        if rename(tmp.path, url.path) != 0 {
-            let err = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))").path
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        guard fd >= 0 else {
+            throw HarnessError.infrastructure(path, HarnessError.text(errno: errno))
+        }
+        do {
+            try writeAll(data, to: fd, path: path)
+            // close reports what the filesystem only found out late (NFS, quotas).
+            guard close(fd) == 0 else {
+                throw HarnessError.infrastructure(path, HarnessError.text(errno: errno))
+            }
+        } catch {
+            _ = close(fd)  // EBADF when closed above: harmless
+            unlink(tmp)
+            throw error
+        }
+        if rename(tmp, path) != 0 {
+            let err = HarnessError.text(errno: errno)
+            unlink(tmp)
             throw HarnessError.infrastructure(path, "cannot rename into place: \(err)")
+        }
+    }
+
+    /// Writes all of `data` to `fd`, retrying short writes and EINTR; a failure
+    /// is an infrastructure error naming `path` (what the user knows the file as)
+    /// and the errno's text.
+    public static func writeAll(_ data: Data, to fd: Int32, path: String) throws {
+        try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw HarnessError.infrastructure(path, HarnessError.text(errno: errno))
+                }
+                offset += written
+            }
         }
     }
 
@@ -57,8 +93,14 @@ public enum Files {
         return FileManager.default.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
     }
 
+    /// Creates `path` and its parents; a failure names the path and the reason,
+    /// as an infrastructure error.
     public static func createDirectory(_ path: String) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw HarnessError(error).naming(path)
+        }
     }
 
     public static func absolute(_ path: String) -> String {

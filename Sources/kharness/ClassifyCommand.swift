@@ -57,7 +57,7 @@ struct ClassifyCommand: AsyncParsableCommand {
             return String(decoding: (try? encoder.encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
         }
         let reports = analysis.reports.map { r in
-            "    {\"category\": \(quoted(r.category)), \"title\": \(quoted(r.title)), "
+            "    {\"category\": \(quoted(r.category.rawValue)), \"title\": \(quoted(r.title)), "
                 + "\"signature\": \(quoted(r.signature)), \"corrupted\": \(r.corrupted), \"suppressed\": \(r.suppressed)}"
         }
         return """

@@ -41,11 +41,21 @@ struct Kharness: AsyncParsableCommand {
 }
 
 /// Maps library errors to the documented exit codes: 2 for bad input,
-/// 3 for infrastructure, always with one line on stderr.
+/// 3 for infrastructure, always with one line on stderr. An error no stage
+/// classified (Foundation's, a full disk's) is said in one line by
+/// ``HarnessError/init(_:)`` and is ERROR: exit 1 is a kernel's FAIL, and
+/// nothing is known about the kernel.
 func exitOnError<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
-    } catch let error as HarnessError {
+    } catch let exit as ExitCode {
+        throw exit
+    } catch let exit as CleanExit {
+        throw exit
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        let error = HarnessError(error)
         stderrLine("kharness: error: \(error)")
         throw ExitCode(ExitStatus.of(error.kind))
     }

@@ -257,7 +257,7 @@ struct ArmLogExpectation: Equatable {
         next.bootBanners = analysis.bootBanners
         next.reports = analysis.reports.enumerated().map { index, r in
             let keepFrame = index < reports.count && reports[index].guiltyFrame != nil
-            return Report(category: r.category, title: r.title, corrupted: r.corrupted, guiltyFrame: keepFrame ? r.guiltyFrame : nil)
+            return Report(category: r.category.rawValue, title: r.title, corrupted: r.corrupted, guiltyFrame: keepFrame ? r.guiltyFrame : nil)
         }
         if scenarios != nil { next.scenarios = analysis.scenarios.map { Scenario(name: $0.name, status: $0.status.rawValue) } }
         if smmuEventCount != nil { next.smmuEventCount = analysis.smmuEventCount }

@@ -117,7 +117,7 @@ final class ArmLogBehaviourTests: XCTestCase {
         let url = Bundle.module.resourceURL!.appendingPathComponent("testdata/traces/sva-6.12-planted-pasid-uaf.log")
         var classifier = ConsoleClassifier()
         classifier.feed(try Data(contentsOf: url))
-        let oops = try XCTUnwrap(classifier.finish().reports.first { $0.category == "oops" })
+        let oops = try XCTUnwrap(classifier.finish().reports.first { $0.category == .oops })
         XCTAssertTrue(oops.text.contains("pc : __kmalloc_node_noprof"), "the fault is in the allocator")
         XCTAssertEqual(oops.title, "BUG: unable to handle kernel NULL pointer dereference in sva_accel_pin")
         XCTAssertEqual(oops.guiltyFrame, "sva_accel_pin")
@@ -194,7 +194,7 @@ final class ArmLogBehaviourTests: XCTestCase {
         var classifier = ConsoleClassifier()
         classifier.feed(Array(cut.utf8))
         let report = try XCTUnwrap(classifier.finish().reports.first)
-        XCTAssertEqual(report.category, "oops")
+        XCTAssertEqual(report.category, .oops)
         XCTAssertTrue(report.corrupted)
     }
 }

@@ -57,7 +57,7 @@ final class AttackTests: XCTestCase {
         let a = try Self.analyze("suppressed-warnings-hide-oops.log",
                                  suppressions: try rules("- title: \"\(Self.timerWarning)\"\n  kernel: \"5.*\""))
         XCTAssertEqual(a.unsuppressedReportCount, 65)
-        XCTAssertEqual(a.unsuppressedReportCounts[a.reports[0].category], 64)
+        XCTAssertEqual(a.unsuppressedReportCounts[a.reports[0].category.rawValue], 64)
         let o = decideOutcome(analysis: a, end: .guestFinished, workload: "sva")
         XCTAssertEqual(o.reason, Self.timerWarning)
         XCTAssertTrue(o.evidence.contains { $0.hasPrefix("65 unsuppressed kernel report(s) in all") }, "\(o.evidence)")

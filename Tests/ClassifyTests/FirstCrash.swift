@@ -35,7 +35,7 @@ enum FirstCrash {
     /// nothing else: a machine that reset under the kernel says no more than that.
     static func report(in analysis: ConsoleAnalysis) -> KernelReport? {
         let kernel = analysis.reports.filter(\.isKernelReport)
-        return kernel.first { $0.category != KernelReport.Category.reboot.rawValue } ?? kernel.first
+        return kernel.first { $0.category != .reboot } ?? kernel.first
     }
 
     /// The aspects that apply to `header` (title, corrupted and category only when it has
@@ -62,7 +62,7 @@ enum FirstCrash {
             "want corrupted \(header.corrupted ? "Y" : "N"), got "
                 + (got.map { "\($0.corrupted ? "Y" : "N") for \"\($0.title)\"" } ?? "no crash"))
         if let category = expectedCategory(title: title) {
-            add(.category, got?.category == category, "want category \(category) for \"\(title)\", got \(gotText)")
+            add(.category, got?.category.rawValue == category, "want category \(category) for \"\(title)\", got \(gotText)")
         }
         return results
     }

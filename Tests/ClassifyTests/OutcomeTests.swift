@@ -94,7 +94,7 @@ final class OutcomeTests: XCTestCase {
 
 final class SuppressionTests: XCTestCase {
     func report(_ title: String, signature: String = "0123456789abcdef") -> KernelReport {
-        KernelReport(category: "warning", title: title, signature: signature, guiltyFrame: nil, text: "", corrupted: false)
+        KernelReport(category: .warning, title: title, signature: signature, guiltyFrame: nil, text: "", corrupted: false)
     }
 
     func testRulesMatchByTitleGlobSignatureKernelAndMachine() throws {

@@ -140,7 +140,7 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("KernelAddressSanitizer initialized"), "the kernel has no KASAN")
-        XCTAssertEqual(result.reports.filter { $0.category == "kasan" }, [])
+        XCTAssertEqual(result.reports.filter { $0.category == .kasan }, [])
         XCTAssertEqual(result.lifecycleViolations, [])
         try checkTraceOnThePort(result)
     }

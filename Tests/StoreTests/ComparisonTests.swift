@@ -19,7 +19,7 @@ final class ComparisonTests: XCTestCase {
                                                  reason: reason, end: .finished) }
         let records = reports.enumerated().map { i, report in
             ReportRecord(cellID: Int64(repeatIndex), attempt: 1, ordinal: i, report: KernelReport(
-                category: "kasan", title: report.1, signature: report.0, guiltyFrame: nil, text: "", corrupted: false))
+                category: .kasan, title: report.1, signature: report.0, guiltyFrame: nil, text: "", corrupted: false))
         }
         return CellResult(cell: cell, outcome: outcome, reports: records)
     }

@@ -37,7 +37,7 @@ final class StoreTests: XCTestCase {
                   startedAt: "", finishedAt: "")
     }
 
-    static let oops = KernelReport(category: "oops", title: "BUG: unable to handle kernel NULL pointer dereference in foo",
+    static let oops = KernelReport(category: .oops, title: "BUG: unable to handle kernel NULL pointer dereference in foo",
                                    signature: "0123456789abcdef", guiltyFrame: "foo", text: "Unable to handle ...",
                                    corrupted: false)
 

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Harness
+@testable import Support
 
 /// A bisect or a matrix makes many runs in one process; each run's watch
 /// must see SIGINT/SIGTERM, not only the first one's.
