@@ -170,8 +170,8 @@ public struct CoverageRenderer: Sendable {
         var received = 0
         for file in files {
             guard let object = Self.object(for: file.path, among: objects) else { continue }
-            try Files.createDirectory(data + "/" + URL(fileURLWithPath: object).deletingLastPathComponent().path)
-            try Files.createDirectory(source + "/" + URL(fileURLWithPath: object).deletingLastPathComponent().path)
+            try Files.createDirectory(data + "/" + (object as NSString).deletingLastPathComponent)
+            try Files.createDirectory(source + "/" + (object as NSString).deletingLastPathComponent)
             try Files.writeAtomically(file.data, to: data + "/" + object + ".gcda")
             for (from, to) in [(notes + "/" + object + ".gcno", data + "/" + object + ".gcno"),
                                (notes + "/" + object + ".c", source + "/" + object + ".c")] {

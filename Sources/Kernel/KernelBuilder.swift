@@ -71,6 +71,30 @@ public struct KernelBuild: Sendable, Codable, Equatable {
     /// (`drivers/iommu/iommu-sva.{gcno,c}`), so the guest's counters can be read
     /// after the object directory moved on to another revision.
     public var coverageDirectory: String?
+
+    public init(artifacts: KernelArtifacts, tree: String, revision: String, baseCommit: String, builtCommit: String,
+                patches: [SeriesPatch] = [], patchsetHash: String = "", configFragments: [String] = [],
+                configHash: String = "", toolchain: String = "", cacheKey: String = "", cacheHit: Bool = false,
+                buildLog: String = "", timings: [String: Double] = [:], objectsBuilt: Int = 0,
+                objectDirectory: String? = nil, coverageDirectory: String? = nil) {
+        self.artifacts = artifacts
+        self.tree = tree
+        self.revision = revision
+        self.baseCommit = baseCommit
+        self.builtCommit = builtCommit
+        self.patches = patches
+        self.patchsetHash = patchsetHash
+        self.configFragments = configFragments
+        self.configHash = configHash
+        self.toolchain = toolchain
+        self.cacheKey = cacheKey
+        self.cacheHit = cacheHit
+        self.buildLog = buildLog
+        self.timings = timings
+        self.objectsBuilt = objectsBuilt
+        self.objectDirectory = objectDirectory
+        self.coverageDirectory = coverageDirectory
+    }
 }
 
 /// Builds kernels from git trees into the content-addressed cache.
@@ -326,7 +350,7 @@ public struct KernelBuilder: Sendable {
         for object in objects {
             let stem = String(object.dropLast(2))
             guard Files.exists(make.objects + "/" + stem + ".gcno") else { continue }
-            try Files.createDirectory(directory + "/" + URL(fileURLWithPath: stem).deletingLastPathComponent().path)
+            try Files.createDirectory(directory + "/" + (stem as NSString).deletingLastPathComponent)
             try copy(make.objects + "/" + stem + ".gcno", to: directory + "/" + stem + ".gcno")
             try copy(make.source + "/" + stem + ".c", to: directory + "/" + stem + ".c")
             kept += 1

@@ -1,5 +1,7 @@
 import Classify
+import Collect
 import Foundation
+import Kernel
 import KernelTestSupport
 import Machine
 import RunModel
@@ -47,7 +49,7 @@ final class ReplayRunTests: XCTestCase {
     /// Starts a replayed machine and takes it to its verdict through
     /// `Runner.observe`, what `Runner.execute` does with a started machine.
     private func watch(_ recording: Recording, request: RunRequest = RunRequest(kernel: .debian(version: "6.1")),
-                       tracePort: Bool = false) async throws -> Watched
+                       tracePort: Bool = false, build: KernelBuild? = nil) async throws -> Watched
     {
         var description = DomainDescription(name: "kharness-replay", emulator: "/usr/bin/qemu-system-aarch64",
                                             kernel: "/nonexistent/Image", initrd: "/nonexistent/initrd",
@@ -62,6 +64,7 @@ final class ReplayRunTests: XCTestCase {
         var result = RunResult(runID: "replay", status: .error, reason: "provisional", kernel: "debian:6.1",
                                machine: request.machine, workload: request.workload, end: .harnessDied,
                                startedAt: "2026-12-05T00:00:00Z")
+        result.build = build
         let outcome = try await Runner.observe(machine, plan: plan, request: request,
                                                suppressions: try Runner.suppressions(for: request), directory: directory,
                                                clock: clock, signals: signals, events: { _ in }, result: &result)
@@ -206,6 +209,46 @@ final class ReplayRunTests: XCTestCase {
         XCTAssertGreaterThan(run.result.scenarios.count, 1)
         let events = try String(contentsOfFile: "\(directory)/trace-events.jsonl", encoding: .utf8)
         XCTAssertTrue(events.contains("\"event\":\"bind\""), String(events.prefix(300)))
+    }
+
+    /// A coverage kernel's run whose guest sends a gcov section that lies (a path out of
+    /// its directory, a file larger than announced, one past the size cap): the verdict is
+    /// the trace's and the console's as without it (the section never reaches the trace),
+    /// and the coverage is one line saying what was wrong, with nothing written.
+    func testAHostileGcovSectionIsOneProblemAndChangesNothingElse() async throws {
+        let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.traces)/sva-6.12-clean.log"))
+        let port = try String(contentsOfFile: "\(Self.traces)/sva-6.12-clean-port.log", encoding: .utf8)
+        let notes = directory + "/notes"
+        try Files.createDirectory(notes + "/drivers/iommu")
+        try Files.writeAtomically("gcno", to: notes + "/drivers/iommu/iommu-sva.gcno")
+        try Files.writeAtomically("int x;", to: notes + "/drivers/iommu/iommu-sva.c")
+        let build = KernelBuild(artifacts: KernelArtifacts(image: "/nonexistent/Image", identity: "git:/nonexistent/linux@0"), tree: "/nonexistent/linux",
+                                revision: "HEAD", baseCommit: "0", builtCommit: "0", coverageDirectory: notes)
+        var request = RunRequest(kernel: .debian(version: "6.1"))
+        request.workload = "sva"
+        request.machine = "sva"
+        let big = "# kharness gcov-file path=x/drivers/iommu/iommu-sva.gcda bytes=\(GcovSection.maxFileBytes + 1)"
+        let sections: [([String], String)] = [
+            (["# kharness gcov-file path=../../../etc/x.gcda bytes=4", "AAAAAA=="], "is not a relative .gcda path"),
+            (["# kharness gcov-file path=x/drivers/iommu/iommu-sva.gcda bytes=3", "AAAAAAAAAAAA"], "more than the 3 bytes it announced"),
+            ([big], "more than \(GcovSection.maxFileBytes)"),
+        ]
+        for (lines, expected) in sections {
+            let section = ([GcovSection.begin] + lines + ["# kharness gcov-end files=1"]).joined(separator: "\n") + "\n"
+            let end = try XCTUnwrap(port.range(of: TraceCollector.portEnd))
+            let hostile = port.replacingCharacters(in: end.lowerBound..<end.lowerBound, with: section)
+            let run = try await watch(Recording(console: console, trace: Data(hostile.utf8)), request: request,
+                                      tracePort: true, build: build)
+            XCTAssertEqual(run.outcome.status, .pass, run.outcome.reason)
+            XCTAssertEqual(run.result.lifecycleViolations, [])
+            let coverage = try XCTUnwrap(run.result.coverage)
+            XCTAssertEqual(coverage.files, [])
+            XCTAssertTrue(coverage.problem?.hasPrefix("gcov data from the guest: ") ?? false, "\(coverage)")
+            XCTAssertTrue(coverage.problem?.contains(expected) ?? false, "\(coverage)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/coverage"), expected)
+            let trace = try String(contentsOfFile: "\(directory)/trace.log", encoding: .utf8)
+            XCTAssertFalse(trace.contains("gcov"), "the section reached the trace")
+        }
     }
 
     // MARK: A whole run
