@@ -97,8 +97,11 @@ public struct DeviceOracle: Sendable {
 
     /// `traceComplete`: the trace lost nothing (footer seen, no overruns, not cut). Only
     /// then can an access with no binding around it be judged: a lost bind event would
-    /// look exactly like one.
-    public init(log: DeviceLog, traceLines: [String], events: [TraceEvent], traceComplete: Bool = false) {
+    /// look exactly like one. `bindingsTraced`: the device's driver traces its binds and
+    /// unbinds (sva_accel does; the in-tree uio_pci_generic_sva of the uio pattern does
+    /// not): without them only the range markers' oracle can judge.
+    public init(log: DeviceLog, traceLines: [String], events: [TraceEvent], traceComplete: Bool = false,
+                bindingsTraced: Bool = true) {
         if log.rejectedLines > 0 { notes.append("device records: \(log.rejectedLines) malformed lines skipped") }
         if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
         if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
@@ -112,10 +115,15 @@ public struct DeviceOracle: Sendable {
             return
         }
         self.clock = clock
-        judgeDmaAfterTeardown(log: log, traceLines: traceLines, events: events, clock: clock)
         // Markers are positive evidence: a lost one only hides a violation, so a
         // partial trace is judged too.
         judgeDmaToUnmappedPages(log: log, traceLines: traceLines, events: events, clock: clock)
+        guard bindingsTraced else {
+            notes.append("device records: the device's driver traces no binds (uio_pci_generic_sva), so DMA after "
+                + "teardown, outside every binding and faults while a binding was live are not judged")
+            return
+        }
+        judgeDmaAfterTeardown(log: log, traceLines: traceLines, events: events, clock: clock)
         if traceComplete {
             judgeDmaWithoutBinding(log: log, events: events, clock: clock)
             judgeFaultsWhileBound(log: log, traceLines: traceLines, events: events, clock: clock)

@@ -97,11 +97,12 @@ extension DeviceRecordsFile {
     /// The device-side oracles over the device's records and the trace from
     /// every channel; keeps the records on the trace's clock as
     /// `device-events.jsonl` when the two clocks could be joined.
-    static func oracle(_ deviceRecords: DeviceRecordsFile?, trace: TraceCollector, directory: String) -> DeviceOracle {
+    static func oracle(_ deviceRecords: DeviceRecordsFile?, trace: TraceCollector, directory: String,
+                       bindingsTraced: Bool = true) -> DeviceOracle {
         guard let deviceRecords else { return DeviceOracle(log: DeviceLog(), traceLines: [], events: []) }
         let log = DeviceLog.load(path: deviceRecords.path)
         let oracle = DeviceOracle(log: log, traceLines: trace.portLines + trace.consoleLines, events: trace.events,
-                                  traceComplete: trace.complete)
+                                  traceComplete: trace.complete, bindingsTraced: bindingsTraced)
         if let clock = oracle.clock {
             var jsonl = ""
             jsonl.reserveCapacity(log.records.count * 120)

@@ -152,7 +152,8 @@ public final class Runner: @unchecked Sendable {
         let watched = await watch(machine, plan: plan, request: request, suppressions: suppressions,
                                   directory: directory, clock: clock, signals: signals, events: events)
         watched.record(in: &result)
-        let evidence = try judgeEvidence(watched, deviceRecords: plan.deviceRecords, directory: directory)
+        let evidence = try judgeEvidence(watched, deviceRecords: plan.deviceRecords, directory: directory,
+                                         bindingsTraced: SvaWorkloadBuilder.bindingPattern(request.extraCmdline) != "uio")
         evidence.record(in: &result)
         try keepTrace(watched.trace, in: directory)
         if let notes = result.build?.coverageDirectory {
@@ -332,9 +333,10 @@ public final class Runner: @unchecked Sendable {
     /// The evidence stage: keeps the device's records in the run directory
     /// and runs the lifecycle and device oracles over them and the trace.
     static func judgeEvidence(_ watched: Watched, deviceRecords: DeviceRecordsFile?,
-                              directory: String) throws -> Evidence {
+                              directory: String, bindingsTraced: Bool = true) throws -> Evidence {
         try deviceRecords?.keep(in: directory)
-        let device = DeviceRecordsFile.oracle(deviceRecords, trace: watched.trace, directory: directory)
+        let device = DeviceRecordsFile.oracle(deviceRecords, trace: watched.trace, directory: directory,
+                                              bindingsTraced: bindingsTraced)
         return Evidence(violations: watched.lifecycle.violations + device.violations,
                         traceUntrusted: watched.trace.untrusted, deviceNotes: device.notes,
                         deviceFloodBytes: deviceRecords.flatMap { $0.sawFlood ? $0.size : nil })

@@ -8,7 +8,14 @@ import Support
 struct SvaWorkloadBuilder {
     /// How the driver binds (`kharness.sva.pattern=` on the command line, the module's
     /// `pattern`; guest/driver/sva_accel.c's header says what each does).
-    static let bindingPatterns = ["careful", "uacce", "deferred"]
+    static let bindingPatterns = ["careful", "uacce", "deferred", "uio"]
+
+    /// The pattern the command line asks for (the last `kharness.sva.pattern=`, as the
+    /// guest's init reads them), `careful` when none does.
+    static func bindingPattern(_ cmdline: [String]) -> String {
+        cmdline.last { $0.hasPrefix("kharness.sva.pattern=") }.map { String($0.dropFirst("kharness.sva.pattern=".count)) }
+            ?? "careful"
+    }
 
     /// A pattern the driver does not know would fail its insmod in the guest, where it
     /// reads as the kernel's failure: refused before anything is built.

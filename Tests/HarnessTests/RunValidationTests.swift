@@ -39,7 +39,7 @@ final class RunValidationTests: XCTestCase {
         request.workload = "sva"
         request.extraCmdline = ["quiet", "kharness.sva.pattern=uace"]
         XCTAssertThrowsError(try Runner.validate(request)) { error in
-            XCTAssertEqual("\(error)", "kharness.sva.pattern=uace: unknown binding pattern (known: careful, uacce, deferred)")
+            XCTAssertEqual("\(error)", "kharness.sva.pattern=uace: unknown binding pattern (known: careful, uacce, deferred, uio)")
         }
         for pattern in SvaWorkloadBuilder.bindingPatterns {
             request.extraCmdline = ["kharness.sva.pattern=\(pattern)"]

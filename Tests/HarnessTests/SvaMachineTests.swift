@@ -46,13 +46,14 @@ final class SvaMachineTests: XCTestCase {
 
     /// `tree`: Debian's 6.12 source unless given.
     private func svaRun(tree: String? = nil, series: String? = nil, scenarios: [String] = [],
-                        kasan: Bool = false, coverage: Bool = false, cmdline: [String] = []) async throws -> RunResult {
+                        kasan: Bool = false, coverage: Bool = false, fragments: [String] = [],
+                        cmdline: [String] = []) async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
         let source: String
         if let tree { source = tree } else { source = try await KernelSources.tree("6.12") }
         var request = RunRequest(kernel: .git(tree: source, revision: "HEAD"))
         request.series = series
-        request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : []) + (coverage ? ["coverage"] : [])
+        request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : []) + (coverage ? ["coverage"] : []) + fragments
         request.machine = "sva"
         request.workload = "sva"
         request.scenarios = scenarios
@@ -249,6 +250,35 @@ final class SvaMachineTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Linux 7.x's in-tree uio_pci_generic_sva drives sva-accel from user space (the uio
+    /// pattern and fragment): a process binds in open() and programs the device through
+    /// the mapped BAR. One opener at a time works on a clean 7.3. Two openers at once do
+    /// not: the driver keeps one handle per device, so the first release unbinds the
+    /// second opener's binding and the second release unbinds it again, which the kernel
+    /// reports as a refcount underflow in iommu_sva_unbind_device (a bug of the in-tree
+    /// driver, found here).
+    func testInTreeUioDriverBindsOnOpenAndBreaksWithTwoOpeners() async throws {
+        let tree = try await KernelSources.tree("7.3")
+        let single = try await svaRun(tree: tree, scenarios: ["uio-baseline", "uio-exit-open"], fragments: ["uio"],
+                                      cmdline: ["kharness.sva.pattern=uio"])
+        XCTAssertEqual(single.status, .pass, single.reason)
+        XCTAssertEqual(single.scenarios.map(\.name), ["uio-baseline", "uio-exit-open"])
+        XCTAssertTrue(single.scenarios.allSatisfy { $0.status == .pass }, "\(single.scenarios.map(\.reason))")
+        XCTAssertTrue(single.scenarios[0].reason.contains("through uio_pci_generic_sva's open"), single.scenarios[0].reason)
+        let console = try String(contentsOfFile: "\(resultsRoot)/\(single.runID)/console.log", encoding: .utf8)
+        XCTAssertFalse(console.contains("sva_accel: binding pattern"), "the sva_accel driver was loaded")
+
+        let two = try await svaRun(tree: tree, scenarios: ["uio-two-openers"], fragments: ["uio"],
+                                   cmdline: ["kharness.sva.pattern=uio"])
+        XCTAssertEqual(two.status, .fail, two.reason)
+        XCTAssertEqual(two.reason, "WARNING: refcount bug in iommu_sva_unbind_device")
+
+        // The sva_accel scenarios are not the uio pattern's, and the other way round.
+        let mixed = try await svaRun(tree: tree, scenarios: ["baseline", "uio-baseline"])
+        XCTAssertEqual(mixed.scenarios.map(\.status), [.pass, .skip])
+        XCTAssertEqual(mixed.scenarios.last?.reason, "needs the uio pattern (kharness.sva.pattern=uio)")
     }
 
     /// A coverage kernel (the `coverage` fragment): the guest's gcov counters come back

@@ -953,6 +953,312 @@ static void check_not_reused(unsigned int pasid, unsigned int held,
 		     pasid_int(pasid), what, getpid(), holder);
 }
 
+/* ------------------------------------------------- the in-tree uio driver */
+
+/*
+ * With kharness.sva.pattern=uio the device belongs to Linux 7.x's
+ * uio_pci_generic_sva: open() of /dev/uioN binds the opener's mm (the PASID
+ * is the PCI device's sysfs attribute "pasid"), release() unbinds, and the
+ * process programs sva-accel's registers itself through the mapped BAR 0.
+ * Nothing pins: the pages a job touches are faulted in first (no IOPF).
+ */
+static bool binds_via_uio(void)
+{
+	const char *pattern = getenv("KHARNESS_SVA_PATTERN");
+
+	return pattern && !strcmp(pattern, "uio");
+}
+
+#define UIO_REG_ID		0x000
+#define UIO_REG_SLOT(n)		(0x1000 + 0x40 * (n))
+#define UIO_OP_USE_PASID	(1u << 31)
+#define UIO_ST_BUSY		0x01
+
+struct uio_dev {
+	int fd;
+	volatile uint8_t *regs;
+	size_t size;
+	unsigned int pasid;
+};
+
+static const char *uio_path(void)
+{
+	const char *path = getenv("KHARNESS_UIO");
+
+	return path && *path ? path : "/dev/uio0";
+}
+
+static unsigned long read_number(const char *path, int base)
+{
+	char buf[64] = { 0 };
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return ~0UL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtoul(buf, NULL, base) : ~0UL;
+}
+
+/* Opens (and so binds) the device and maps its registers. */
+static int uio_open(struct uio_dev *dev)
+{
+	char path[128];
+	const char *name = strrchr(uio_path(), '/');
+	unsigned long size;
+
+	dev->fd = open(uio_path(), O_RDWR | O_CLOEXEC);
+	if (dev->fd < 0) {
+		fail("open %s by pid %d: %s", uio_path(), getpid(),
+		     strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "/sys/class/uio%s/maps/map0/size", name);
+	size = read_number(path, 16);
+	if (size == ~0UL || size < UIO_REG_SLOT(32)) {
+		fail("%s: no register map (map0 size %#lx)", path, size);
+		close(dev->fd);
+		return -ENODEV;
+	}
+	dev->size = size;
+	dev->regs = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 dev->fd, 0);
+	if (dev->regs == MAP_FAILED) {
+		fail("mmap of %s's registers: %s", uio_path(), strerror(errno));
+		close(dev->fd);
+		return -ENODEV;
+	}
+	/* The driver keeps the PASID of the last open, per device. */
+	snprintf(path, sizeof(path), "/sys/class/uio%s/device/pasid", name);
+	dev->pasid = read_number(path, 10);
+	evidence("bind pid=%d pasid=%d mode=uio", getpid(),
+		 pasid_int(dev->pasid));
+	return 0;
+}
+
+static void uio_close(struct uio_dev *dev, const char *how)
+{
+	munmap((void *)dev->regs, dev->size);
+	close(dev->fd);
+	evidence("unbind pid=%d pasid=%d how=%s", getpid(),
+		 pasid_int(dev->pasid), how);
+	dev->fd = -1;
+}
+
+static void reg32(struct uio_dev *dev, size_t off, uint32_t value)
+{
+	*(volatile uint32_t *)(dev->regs + off) = value;
+}
+
+static void reg64(struct uio_dev *dev, size_t off, uint64_t value)
+{
+	*(volatile uint32_t *)(dev->regs + off) = (uint32_t)value;
+	*(volatile uint32_t *)(dev->regs + off + 4) = (uint32_t)(value >> 32);
+}
+
+static uint32_t rd32(struct uio_dev *dev, size_t off)
+{
+	return *(volatile uint32_t *)(dev->regs + off);
+}
+
+/*
+ * Runs @job on slot @slot through @pasid and waits (polling, 2 s of the
+ * guest's clock) for its status; fills in status, result and fault_addr.
+ */
+static void uio_run(struct uio_dev *dev, int slot, unsigned int pasid,
+		    struct sva_accel_job *job)
+{
+	size_t base = UIO_REG_SLOT(slot);
+	struct timespec t0, now;
+	uint32_t status;
+
+	reg32(dev, base + 0x00, job->op | UIO_OP_USE_PASID);
+	reg32(dev, base + 0x04, pasid);
+	reg64(dev, base + 0x08, job->src);
+	reg64(dev, base + 0x10, job->dst);
+	reg64(dev, base + 0x18, job->len);
+	reg64(dev, base + 0x20, job->pattern);
+	reg32(dev, base + 0x34, 1);	/* DOORBELL_START */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		status = rd32(dev, base + 0x30);
+		if (status != UIO_ST_BUSY)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= 2) {
+			reg32(dev, base + 0x34, 2);	/* DOORBELL_ABORT */
+			status = SVA_ACCEL_ST_TIMEOUT;
+			break;
+		}
+		usleep(100);
+	}
+	job->status = status;
+	job->pasid = pasid;
+	job->result = rd32(dev, base + 0x28) |
+		      (uint64_t)rd32(dev, base + 0x2c) << 32;
+	job->fault_addr = rd32(dev, base + 0x38) |
+			  (uint64_t)rd32(dev, base + 0x3c) << 32;
+	job_evidence(job, "done");
+}
+
+/* A buffer of @len bytes, every page faulted in (nothing pins for uio). */
+static uint8_t *uio_buffer(size_t len, uint8_t fill)
+{
+	uint8_t *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (buf == MAP_FAILED) {
+		fail("mmap %zu bytes: %s", len, strerror(errno));
+		return NULL;
+	}
+	memset(buf, fill, len);
+	return buf;
+}
+
+/* Fill, copy and checksum through the binding, every byte checked. */
+static bool uio_work(struct uio_dev *dev, const char *who)
+{
+	const size_t len = 4 * page_size;
+	struct sva_accel_job job;
+	uint8_t *src = uio_buffer(len, 0x11), *dst = uio_buffer(len, 0);
+	bool ok = false;
+	size_t i;
+
+	if (!src || !dst)
+		goto out;
+	for (i = 0; i < len; i++)
+		src[i] = (uint8_t)(i * 7 + 3);
+	job = job_fill(dst, len, 0x5a5a5a5a5a5a5a5aULL);
+	uio_run(dev, 0, dev->pasid, &job);
+	if (job.status != SVA_ACCEL_ST_DONE) {
+		fail("%s: fill through PASID %d by pid %d ended %s", who,
+		     pasid_int(dev->pasid), getpid(), status_name(job.status));
+		goto out;
+	}
+	for (i = 0; i < len; i++)
+		if (dst[i] != 0x5a) {
+			fail("%s: fill left byte %zu at %#x", who, i, dst[i]);
+			goto out;
+		}
+	job = job_copy(src, dst, len);
+	uio_run(dev, 1, dev->pasid, &job);
+	if (job.status != SVA_ACCEL_ST_DONE || memcmp(src, dst, len)) {
+		fail("%s: copy through PASID %d by pid %d ended %s%s", who,
+		     pasid_int(dev->pasid), getpid(), status_name(job.status),
+		     job.status == SVA_ACCEL_ST_DONE ? " with wrong data" : "");
+		goto out;
+	}
+	job = job_checksum(src, len);
+	uio_run(dev, 2, dev->pasid, &job);
+	if (job.status != SVA_ACCEL_ST_DONE || job.result != fnv1a(src, len)) {
+		fail("%s: checksum through PASID %d ended %s", who,
+		     pasid_int(dev->pasid), status_name(job.status));
+		goto out;
+	}
+	ok = true;
+out:
+	if (src)
+		munmap(src, len);
+	if (dst)
+		munmap(dst, len);
+	return ok;
+}
+
+static void scenario_uio_baseline(void)
+{
+	struct uio_dev dev;
+
+	if (uio_open(&dev))
+		return;
+	if (rd32(&dev, UIO_REG_ID) != 0x53564131)
+		fail("%s's BAR 0 is not sva-accel's (ID %#x)", uio_path(),
+		     rd32(&dev, UIO_REG_ID));
+	else if (dev.pasid == NO_PASID || dev.pasid == 0)
+		fail("uio_pci_generic_sva gave pid %d no PASID (%d)", getpid(),
+		     pasid_int(dev.pasid));
+	else if (uio_work(&dev, "uio-baseline"))
+		pass_note("pid %d bound PASID %d through uio_pci_generic_sva's open, every byte of fill/copy/checksum checked",
+			  getpid(), pasid_int(dev.pasid));
+	uio_close(&dev, "close");
+}
+
+/* Binds in open, works, exits with the file open: exit_mm, then release. */
+static void uio_work_exit(void *arg)
+{
+	struct uio_dev dev;
+
+	(void)arg;
+	if (uio_open(&dev))
+		return;
+	uio_work(&dev, "uio-exit-open child");
+	evidence("unbind pid=%d pasid=%d how=exit", getpid(),
+		 pasid_int(dev.pasid));
+}
+
+static void scenario_uio_exit_open(void)
+{
+	struct uio_dev dev;
+	pid_t pid = spawn(uio_work_exit, NULL);
+
+	reap_ok(pid, "exits with /dev/uio open");
+	if (uio_open(&dev))
+		return;
+	if (uio_work(&dev, "uio-exit-open"))
+		pass_note("pid %d exited with the uio file open; pid %d then bound PASID %d and worked",
+			  pid, getpid(), pasid_int(dev.pasid));
+	uio_close(&dev, "close");
+}
+
+struct uio_second {
+	struct gate opened, closed;
+};
+
+/* The second opener: binds, works, waits until the first has closed, works. */
+static void uio_second_opener(void *arg)
+{
+	struct uio_second *u = arg;
+	struct uio_dev dev;
+
+	if (uio_open(&dev)) {
+		gate_open(&u->opened, 1);
+		return;
+	}
+	uio_work(&dev, "second opener");
+	gate_open(&u->opened, 1);
+	gate_pass(&u->closed);
+	if (!uio_work(&dev, "second opener after the first closed"))
+		fail("pid %d's binding (PASID %d) stopped translating when another process closed its own /dev/uio file",
+		     getpid(), pasid_int(dev.pasid));
+	uio_close(&dev, "close");
+}
+
+/*
+ * Two processes hold the uio file at once, each with its own binding; the
+ * first closes; the second must keep working. (A driver that keeps one
+ * handle per device unbinds the second's binding at the first's release.)
+ */
+static void scenario_uio_two_openers(void)
+{
+	struct uio_second u;
+	struct uio_dev dev;
+	pid_t pid;
+
+	gate_init(&u.opened);
+	gate_init(&u.closed);
+	if (uio_open(&dev))
+		return;
+	uio_work(&dev, "first opener");
+	pid = spawn(uio_second_opener, &u);
+	gate_pass(&u.opened);
+	uio_close(&dev, "close first-of-two");
+	gate_open(&u.closed, 1);
+	reap_ok(pid, "second opener");
+	gate_close(&u.opened);
+	gate_close(&u.closed);
+	pass_note("two processes bound /dev/uio at once; the second kept working after the first closed");
+}
+
 /* -------------------------------------------------------------- scenarios */
 
 static void scenario_baseline(void)
@@ -2412,6 +2718,18 @@ static void run_scenario(const struct scenario *sc, const char *problem)
 	emit("@@kharness end %s", sc->name);
 }
 
+/* The uio pattern's own scenarios: the device programmed from user space. */
+static const struct scenario uio_scenarios[] = {
+	{ "uio-baseline", scenario_uio_baseline },
+	{ "uio-exit-open", scenario_uio_exit_open },
+	{ "uio-two-openers", scenario_uio_two_openers },
+};
+
+static bool is_uio_scenario(const struct scenario *sc)
+{
+	return sc >= uio_scenarios && sc < uio_scenarios + ARRAY_SIZE(uio_scenarios);
+}
+
 static const struct scenario *find_scenario(const char *name)
 {
 	size_t i;
@@ -2419,6 +2737,31 @@ static const struct scenario *find_scenario(const char *name)
 	for (i = 0; i < ARRAY_SIZE(scenarios); i++)
 		if (!strcmp(scenarios[i].name, name))
 			return &scenarios[i];
+	for (i = 0; i < ARRAY_SIZE(uio_scenarios); i++)
+		if (!strcmp(uio_scenarios[i].name, name))
+			return &uio_scenarios[i];
+	return NULL;
+}
+
+/* Why @sc cannot run with this device and pattern, or NULL. */
+static const char *scenario_problem(const struct scenario *sc,
+				    const char *driver_problem)
+{
+	static char why[256];
+
+	if (is_uio_scenario(sc) != binds_via_uio())
+		return binds_via_uio() ?
+			"the uio pattern drives the device without the sva_accel driver" :
+			"needs the uio pattern (kharness.sva.pattern=uio)";
+	if (!binds_via_uio())
+		return driver_problem;
+	if (access(uio_path(), R_OK | W_OK)) {
+		const char *setup = getenv("KHARNESS_SVA_SETUP_ERROR");
+
+		snprintf(why, sizeof(why), "%s",
+			 setup && *setup ? setup : "no /dev/uio device");
+		return why;
+	}
 	return NULL;
 }
 
@@ -2481,6 +2824,9 @@ int main(int argc, char **argv)
 				chosen[nchosen++] = sc;
 		}
 		free(copy);
+	} else if (!nchosen && binds_via_uio()) {
+		for (i = 0; i < (int)ARRAY_SIZE(uio_scenarios); i++)
+			chosen[nchosen++] = &uio_scenarios[i];
 	} else if (!nchosen) {
 		for (i = 0; i < (int)ARRAY_SIZE(scenarios); i++)
 			chosen[nchosen++] = &scenarios[i];
@@ -2494,10 +2840,12 @@ int main(int argc, char **argv)
 	}
 	canary_map();
 	initial_taint = kernel_taint();
-	problem = device_problem();
+	problem = binds_via_uio() ? NULL : device_problem();
+	if (binds_via_uio())
+		device_info.mode = SVA_ACCEL_MODE_SVA;
 	mark_counter();
 	for (i = 0; i < nchosen; i++)
-		run_scenario(chosen[i], problem);
+		run_scenario(chosen[i], scenario_problem(chosen[i], problem));
 	mark_counter();
 	return 0;
 }

@@ -12,7 +12,10 @@
 # Kernel command line options read here:
 #   kharness.sva.force_dma=1   run the driver in DMA-API mode even with SVA
 #   kharness.sva.pattern=P     how the driver binds: careful (default), uacce
-#                              or deferred (guest/driver/sva_accel.c's header)
+#                              or deferred (guest/driver/sva_accel.c's header),
+#                              or uio: no sva_accel driver, the in-tree
+#                              uio_pci_generic_sva (7.x, the uio fragment)
+#                              and the workload's uio scenarios
 #   kharness.sva.trace=0       no ftrace set-up (and no trace hand-over)
 
 module=/lib/modules/kharness/sva_accel.ko
@@ -232,8 +235,33 @@ hand_over_trace() {
 
 # The driver: a missing device or module is reported by the workload as
 # the reason every scenario is skipped.
+# The uio pattern: sva-accel goes to uio_pci_generic_sva (it has no ID
+# table: new_id gives it the device), which binds each opener in open().
+uio_setup() {
+	drv=/sys/bus/pci/drivers/uio_pci_sva
+	if [ ! -d "$drv" ]; then
+		setup_error="no uio_pci_generic_sva in this kernel (the uio config fragment, Linux 7.x)"
+		return
+	fi
+	echo "1234 5356" > "$drv/new_id" 2>/dev/null
+	tries=0
+	while [ -z "$(ls /sys/class/uio 2>/dev/null)" ] && [ $tries -lt 40 ]; do
+		sleep 0.05
+		tries=$((tries + 1))
+	done
+	uio=$(ls /sys/class/uio 2>/dev/null | head -n 1)
+	if [ -z "$uio" ] || [ ! -e "/dev/$uio" ]; then
+		setup_error="uio_pci_generic_sva did not take sva-accel: $(dmesg | grep -m 1 'uio' || echo 'see dmesg')"
+		return
+	fi
+	export KHARNESS_UIO="/dev/$uio"
+	note "sva-accel on $KHARNESS_UIO ($(readlink "/sys/class/uio/$uio/device" | sed 's,.*/,,'))"
+}
+
 setup_error=
-if [ ! -e "$module" ]; then
+if [ "$pattern" = uio ]; then
+	uio_setup
+elif [ ! -e "$module" ]; then
 	setup_error="$module is missing from the initramfs"
 elif ! grep -q '^sva_accel ' /proc/modules 2>/dev/null; then
 	params="pattern=$pattern"
@@ -242,7 +270,7 @@ elif ! grep -q '^sva_accel ' /proc/modules 2>/dev/null; then
 		setup_error="insmod $module failed: $out"
 	fi
 fi
-if [ -z "$setup_error" ] && [ ! -e /dev/sva-accel0 ]; then
+if [ -z "$setup_error" ] && [ "$pattern" != uio ] && [ ! -e /dev/sva-accel0 ]; then
 	setup_error="no sva-accel PCI device (1234:5356) on this machine"
 	for dev in /sys/bus/pci/devices/*; do
 		if [ "$(cat "$dev/vendor"):$(cat "$dev/device")" = "0x1234:0x5356" ]; then
@@ -255,7 +283,7 @@ export KHARNESS_SVA_PATTERN="$pattern"
 [ -z "$setup_error" ] || note "$setup_error"
 # The driver is here but the device did not come up: on the sva machine, which
 # has the device, that is the kernel's failure, not a reason to skip.
-if [ -n "$setup_error" ] && [ -e "$module" ]; then
+if [ -n "$setup_error" ] && [ -e "$module" ] && [ "$pattern" != uio ]; then
 	echo "@@kharness probe-failed $setup_error"
 fi
 for dev in /sys/bus/pci/drivers/sva_accel/0*; do
