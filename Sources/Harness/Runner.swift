@@ -17,7 +17,7 @@ public enum RunEvent: Sendable {
 /// Runs one kernel on one machine with one workload, and always records an
 /// outcome: the provisional result.json written at the start is replaced on
 /// every path out, including signals and a dead libvirt.
-public final class Runner: @unchecked Sendable {
+public final class Runner: Sendable {
     public let cache: CacheDirectory
     private let events: @Sendable (RunEvent) -> Void
     /// The backend a request's machine runs on: libvirt at the request's URI
