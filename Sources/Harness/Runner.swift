@@ -503,7 +503,8 @@ final class ProgressThrottle: @unchecked Sendable {
 }
 
 /// Seconds spent per phase, in the order they ran.
-final class PhaseClock: @unchecked Sendable {
+/// Not Sendable: a run's stages use it one after another, and the compiler keeps it in that one task.
+final class PhaseClock {
     private(set) var timings: [String: Double] = [:]
     private let start = Date()
 
