@@ -482,6 +482,7 @@ enum PatchedQemu {
 
 /// Passes on a build's progress when its phase changes and every ten
 /// seconds in between, so a 3-minute build is a few lines, not thousands.
+/// `@unchecked`: its vars are read and written only with `lock` held.
 final class ProgressThrottle: @unchecked Sendable {
     private let lock = NSLock()
     private var lastPhase: BuildProgress.Phase?

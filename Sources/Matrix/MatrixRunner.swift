@@ -397,6 +397,7 @@ final class KernelPreparation: Sendable {
     }
 
     /// A line per build phase and every 15 s within one.
+    /// `@unchecked`: its vars are read and written only with `lock` held.
     final class Throttle: @unchecked Sendable {
         private let lock = NSLock()
         private var phase: BuildProgress.Phase?
@@ -414,6 +415,7 @@ final class KernelPreparation: Sendable {
 }
 
 /// Counts for progress and the connection each new cell uses.
+/// `@unchecked`: its vars change after init only with `lock` held.
 final class ProgressTracker: @unchecked Sendable {
     private let lock = NSLock()
     private let total: Int

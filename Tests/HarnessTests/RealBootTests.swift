@@ -247,6 +247,7 @@ final class RealBootTests: XCTestCase {
     }
 }
 
+/// `@unchecked`: `value` is read and written only with `lock` held.
 final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
