@@ -293,7 +293,7 @@ public final class Runner: Sendable {
         if let log = machine.emulatorLog {
             try? FileManager.default.copyItem(atPath: log, toPath: "\(directory)/qemu.log")
         }
-        let analysis = watch.finish()
+        let analysis = await watch.finish()
         return Watched(end: end, analysis: analysis, consoleBytes: watch.consoleBytes, trace: watch.trace,
                        gcov: watch.gcov, lifecycle: watch.lifecycle())
     }
