@@ -111,5 +111,5 @@ let package = Package(
         .testTarget(name: "BisectTests", dependencies: ["Bisect", "Harness", "RunModel", "Support", "KernelTestSupport"]),
         .testTarget(name: "NightlyTests", dependencies: ["Nightly", "Matrix", "Store", "Kernel", "Support", "KernelTestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

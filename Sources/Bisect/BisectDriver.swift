@@ -19,7 +19,7 @@ public struct BisectInterrupted: Error, CustomStringConvertible {
 /// Drives `git bisect` over a tree: verifies the two ends, then asks git for
 /// a commit, decides it from as many runs as `StepDecider` wants, marks it,
 /// and repeats until git names the first bad (or fixed) commit.
-public final class BisectDriver: @unchecked Sendable {
+public final class BisectDriver {
     public let parameters: BisectParameters
     public let directory: String
     private let runner: StepRunner

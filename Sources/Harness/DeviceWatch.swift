@@ -19,7 +19,8 @@ import Support
 /// left behind are removed after a day. QEMU writes without a limit, so the
 /// harness watches its size, stops a guest whose device floods it, and reads
 /// at most `DeviceLog.defaultLimitBytes`.
-final class DeviceRecordsFile: @unchecked Sendable {
+/// Not Sendable: one run's task creates, watches and keeps it, and the compiler holds it there.
+final class DeviceRecordsFile {
     /// Where QEMU writes, until ``keep(in:)`` moves it.
     private(set) var path: String
     private(set) var sawFlood = false

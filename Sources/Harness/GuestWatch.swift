@@ -158,22 +158,22 @@ final class GuestWatch {
 
     /// Reads what is left (virtlogd may write the last lines after the
     /// domain is gone) and ends the console and the trace.
-    func finish() -> ConsoleAnalysis {
+    func finish() async -> ConsoleAnalysis {
         drain()
         if let last = splitter.finish() { observe(last) }
-        finishTrace()
+        await finishTrace()
         return classifier.finish()
     }
 
     /// The rest of the trace port. QEMU hands port output to virtlogd, which
     /// writes it a moment later: a guest that said done wrote the trace's
     /// footer before, so wait for it briefly rather than judge a cut trace.
-    private func finishTrace() {
+    private func finishTrace() async {
         guard traceFollower != nil else { return }
         for attempt in 0..<40 {
             drainTrace()
             if trace.sawEnd || !sawDone || trace.truncated || attempt == 39 || traceBytes == 0 && attempt >= 10 { break }
-            usleep(25_000)
+            try? await Task.sleep(for: .milliseconds(25))
         }
         if let last = traceSplitter.finish(), !gcov.take(last) { trace.addPortLine(last) }
         gcov.finish()

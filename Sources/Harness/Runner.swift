@@ -17,7 +17,7 @@ public enum RunEvent: Sendable {
 /// Runs one kernel on one machine with one workload, and always records an
 /// outcome: the provisional result.json written at the start is replaced on
 /// every path out, including signals and a dead libvirt.
-public final class Runner: @unchecked Sendable {
+public final class Runner: Sendable {
     public let cache: CacheDirectory
     private let events: @Sendable (RunEvent) -> Void
     /// The backend a request's machine runs on: libvirt at the request's URI
@@ -294,7 +294,7 @@ public final class Runner: @unchecked Sendable {
         if let log = machine.emulatorLog {
             try? FileManager.default.copyItem(atPath: log, toPath: "\(directory)/qemu.log")
         }
-        let analysis = watch.finish()
+        let analysis = await watch.finish()
         return Watched(end: end, analysis: analysis, consoleBytes: watch.consoleBytes, trace: watch.trace,
                        gcov: watch.gcov, lifecycle: watch.lifecycle())
     }
@@ -484,6 +484,7 @@ enum PatchedQemu {
 
 /// Passes on a build's progress when its phase changes and every ten
 /// seconds in between, so a 3-minute build is a few lines, not thousands.
+/// `@unchecked`: its vars are read and written only with `lock` held.
 final class ProgressThrottle: @unchecked Sendable {
     private let lock = NSLock()
     private var lastPhase: BuildProgress.Phase?
@@ -505,7 +506,8 @@ final class ProgressThrottle: @unchecked Sendable {
 }
 
 /// Seconds spent per phase, in the order they ran.
-final class PhaseClock: @unchecked Sendable {
+/// Not Sendable: a run's stages use it one after another, and the compiler keeps it in that one task.
+final class PhaseClock {
     private(set) var timings: [String: Double] = [:]
     private let start = Date()
 

@@ -699,6 +699,7 @@ public struct KernelBuilder: Sendable {
     }
 }
 /// A mutable box for values written from a progress callback.
+/// `@unchecked`: `stored` is read and written only with `lock` held.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var stored = 0

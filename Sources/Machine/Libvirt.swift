@@ -1,15 +1,19 @@
 import CLibvirt
 import Foundation
 import Support
+import Synchronization
 
 /// A connection to a libvirt daemon through its C API.
 ///
 /// Domains started here are transient and auto-destroyed when this
 /// connection closes: if the harness dies, libvirt kills the guest, so no
 /// QEMU outlives the run that started it.
-public final class LibvirtConnection: @unchecked Sendable {
+public final class LibvirtConnection: Sendable {
     public let uri: String
-    private var handle: virConnectPtr?
+    /// libvirt's connection calls are thread-safe; the lock guards only the
+    /// pointer's one change, to nil in ``close()``.
+    private let handleStorage: Mutex<virConnectPtr?>
+    private var handle: virConnectPtr? { handleStorage.withLock { $0 } }
 
     private static let silenceDefaultErrorPrinter: Void = {
         // libvirt prints every error to stderr unless a handler is set; the
@@ -26,13 +30,12 @@ public final class LibvirtConnection: @unchecked Sendable {
         guard let conn = virConnectOpen(uri) else {
             throw HarnessError.infrastructure(uri, "cannot connect to libvirt: \(Self.lastError()) (is libvirtd running? scripts/setup starts it)")
         }
-        handle = conn
+        handleStorage = Mutex(conn)
     }
 
     deinit { close() }
 
-    private static let sharedLock = NSLock()
-    nonisolated(unsafe) private static var sharedConnections: [String: LibvirtConnection] = [:]
+    private static let sharedConnections = Mutex<[String: LibvirtConnection]>([:])
 
     /// One connection per URI for the whole process, reopened when the
     /// daemon went away (a restarted libvirtd). Runs share it rather than
@@ -43,12 +46,12 @@ public final class LibvirtConnection: @unchecked Sendable {
     /// meanwhile, so the next run's connect took 190 ms. Domains started on
     /// it are still destroyed when the harness dies (the connection drops).
     public static func shared(uri: String) throws -> LibvirtConnection {
-        sharedLock.lock()
-        defer { sharedLock.unlock() }
-        if let connection = sharedConnections[uri], connection.isAlive() { return connection }
-        let connection = try LibvirtConnection(uri: uri)
-        sharedConnections[uri] = connection
-        return connection
+        try sharedConnections.withLock { sharedConnections in
+            if let connection = sharedConnections[uri], connection.isAlive() { return connection }
+            let connection = try LibvirtConnection(uri: uri)
+            sharedConnections[uri] = connection
+            return connection
+        }
     }
 
     /// Asks the daemon something, so that a daemon that died since the last
@@ -60,8 +63,12 @@ public final class LibvirtConnection: @unchecked Sendable {
     }
 
     public func close() {
+        // Taken and cleared in one step, so two closes cannot both close it.
+        let handle = handleStorage.withLock { handle in
+            defer { handle = nil }
+            return handle
+        }
         if let handle { virConnectClose(handle) }
-        handle = nil
     }
 
     public func hypervisorVersion() throws -> String {
@@ -126,9 +133,10 @@ public final class LibvirtConnection: @unchecked Sendable {
 }
 
 /// A running (or just ended) libvirt domain.
+/// `@unchecked`: its state is a libvirt domain pointer, which never changes and which libvirt lets any thread use.
 public final class Domain: @unchecked Sendable {
     public let name: String
-    private var handle: virDomainPtr?
+    private let handle: virDomainPtr?
 
     init(handle: virDomainPtr, name: String) {
         self.handle = handle

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Machines that play back what a real guest wrote (its console, trace port
 /// and device records) into the files a description names, then end the way
@@ -83,8 +84,7 @@ public struct Recording: Sendable {
 
 /// One replayed machine: a task writes the recording into the files, the
 /// state says how far it got.
-public final class ReplayMachine: MachineInstance, @unchecked Sendable {
-    // @unchecked: the mutable state is in `box`, behind its lock.
+public final class ReplayMachine: MachineInstance, Sendable {
     public let name: String
     public var emulatorLog: String? { nil }
     private let recording: Recording
@@ -97,7 +97,7 @@ public final class ReplayMachine: MachineInstance, @unchecked Sendable {
         var destroyed = false
         var player: Task<Void, Never>?
     }
-    private let box = Locked(State())
+    private let box = Mutex(State())
 
     /// Creates (truncates) every file the description names, as QEMU opens
     /// them with `append='off'`, so a watcher can follow them at once.
@@ -189,19 +189,5 @@ public final class ReplayMachine: MachineInstance, @unchecked Sendable {
             return state.player
         }
         await player?.value
-    }
-}
-
-/// A value with the lock that guards it, so neither is used without the other.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

@@ -85,7 +85,7 @@ public struct MatrixOptions: Sendable {
 /// Console logs are written by QEMU through libvirt's file chardev into the
 /// run directory, so every connection must reach a daemon on this host (or
 /// one that sees the results directory at the same path).
-public final class MatrixRunner: @unchecked Sendable {
+public final class MatrixRunner: Sendable {
     public let store: Store
     let cache: CacheDirectory
     let events: @Sendable (MatrixEvent) -> Void
@@ -309,7 +309,7 @@ enum PreparedKernel: Sendable {
 /// other (two kernel builds at once only fight over the cores), so cells of
 /// the first kernel run while the next one builds. The harness's runner then
 /// finds each kernel in the cache.
-final class KernelPreparation: @unchecked Sendable {
+final class KernelPreparation: Sendable {
     let cache: CacheDirectory
     let directory: String
     let signals: SignalWatch
@@ -397,6 +397,7 @@ final class KernelPreparation: @unchecked Sendable {
     }
 
     /// A line per build phase and every 15 s within one.
+    /// `@unchecked`: its vars are read and written only with `lock` held.
     final class Throttle: @unchecked Sendable {
         private let lock = NSLock()
         private var phase: BuildProgress.Phase?
@@ -414,6 +415,7 @@ final class KernelPreparation: @unchecked Sendable {
 }
 
 /// Counts for progress and the connection each new cell uses.
+/// `@unchecked`: its vars change after init only with `lock` held.
 final class ProgressTracker: @unchecked Sendable {
     private let lock = NSLock()
     private let total: Int

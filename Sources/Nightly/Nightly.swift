@@ -82,7 +82,7 @@ public protocol RegressionBisector: Sendable {
 }
 
 /// The nightly job: fetch, pin, run, compare, report, bisect.
-public final class Nightly: @unchecked Sendable {
+public final class Nightly: Sendable {
     let config: NightlyConfig
     let cache: CacheDirectory
     let bisector: RegressionBisector?

@@ -479,6 +479,7 @@ public final class Store: Sendable {
 /// file next to the database. The kernel releases it when the process dies,
 /// however it dies, which is how the next `Store.open` tells an abandoned
 /// run from one another process is still running.
+/// `@unchecked`: `descriptor` changes after init only with `lock` held.
 public final class RunOwnership: @unchecked Sendable {
     private let lock = NSLock()
     private var descriptor: Int32

@@ -2,7 +2,7 @@ import Foundation
 
 /// An exclusive `flock` on a file, so two harness processes never share one
 /// kernel worktree and object directory, or one bisect, at the same time.
-public final class FileLock: @unchecked Sendable {
+public final class FileLock {
     private var descriptor: Int32
     /// The reason given when another process holds the lock.
     public static let heldElsewhere = "locked by another kharness process"

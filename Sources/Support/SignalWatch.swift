@@ -1,15 +1,18 @@
 import Foundation
+import Synchronization
 
 /// Counts per signal number, written by the handler (async-signal-safe:
-/// one word each, allocated once, never freed).
-private let signalCounts: UnsafeMutablePointer<Int> = {
-    let counts = UnsafeMutablePointer<Int>.allocate(capacity: 65)
-    counts.initialize(repeating: 0, count: 65)
+/// one lock-free atomic word each, allocated once, never freed).
+/// `nonisolated(unsafe)`: a pointer is never Sendable, and a signal handler
+/// cannot take a lock; the pointer never changes and its words are atomics.
+nonisolated(unsafe) private let signalCounts: UnsafeMutablePointer<Atomic<Int>> = {
+    let counts = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 65)
+    for index in 0..<65 { (counts + index).initialize(to: Atomic(0)) }
     return counts
 }()
 
 private func countSignal(_ signal: Int32) {
-    if signal > 0, signal < 65 { signalCounts[Int(signal)] &+= 1 }
+    if signal > 0, signal < 65 { signalCounts[Int(signal)].wrappingAdd(1, ordering: .relaxed) }
 }
 
 /// Catches SIGINT/SIGTERM while a guest runs so the run can destroy its
@@ -23,45 +26,43 @@ private func countSignal(_ signal: Int32) {
 /// Watches nest: a matrix running several cells holds one for the whole
 /// matrix and each cell's run holds its own, so the default disposition
 /// comes back only when the last watch of a signal stops.
-public final class SignalWatch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopped = false
+public final class SignalWatch: Sendable {
+    private let stopped = Mutex(false)
     private let watched: [Int32]
     private let baseline: [Int]
 
-    private static let countLock = NSLock()
-    nonisolated(unsafe) private static var watchers: [Int32: Int] = [:]
+    private static let watchers = Mutex<[Int32: Int]>([:])
 
     public init(signals: [Int32]) {
         watched = signals
-        Self.countLock.lock()
-        for sig in signals {
-            Self.watchers[sig, default: 0] += 1
-            if Self.watchers[sig] == 1 { signal(sig, countSignal) }
+        Self.watchers.withLock { watchers in
+            for sig in signals {
+                watchers[sig, default: 0] += 1
+                if watchers[sig] == 1 { signal(sig, countSignal) }
+            }
         }
-        Self.countLock.unlock()
-        baseline = signals.map { signalCounts[Int($0)] }
+        baseline = signals.map { signalCounts[Int($0)].load(ordering: .relaxed) }
     }
 
     /// The first watched signal seen since this watch started, if any.
     public var received: Int32? {
-        for (sig, before) in zip(watched, baseline) where signalCounts[Int(sig)] != before { return sig }
+        for (sig, before) in zip(watched, baseline) where signalCounts[Int(sig)].load(ordering: .relaxed) != before { return sig }
         return nil
     }
 
     /// Stops watching (once; later calls do nothing).
     public func stop() {
-        lock.lock()
-        let already = stopped
-        stopped = true
-        lock.unlock()
-        guard !already else { return }
-        Self.countLock.lock()
-        for sig in watched {
-            Self.watchers[sig, default: 1] -= 1
-            if Self.watchers[sig] == 0 { signal(sig, SIG_DFL) }
+        let already = stopped.withLock { stopped in
+            defer { stopped = true }
+            return stopped
         }
-        Self.countLock.unlock()
+        guard !already else { return }
+        Self.watchers.withLock { watchers in
+            for sig in watched {
+                watchers[sig, default: 1] -= 1
+                if watchers[sig] == 0 { signal(sig, SIG_DFL) }
+            }
+        }
     }
 
     public static func name(_ signal: Int32) -> String {

@@ -85,6 +85,7 @@ struct BuildCommand: AsyncParsableCommand {
 
 /// One self-overwriting status line on a terminal; otherwise (logs, CI) a
 /// line per phase and every 30 s.
+/// `@unchecked`: its vars change only with `lock` held, which also keeps each stderr write whole.
 final class TerminalStatus: @unchecked Sendable {
     private let lock = NSLock()
     private let interactive = isatty(STDERR_FILENO) != 0

@@ -174,6 +174,7 @@ private func finish(_ outcome: MatrixOutcome) throws {
 
 /// Live progress on stderr: one line rewritten in place on a terminal, a
 /// line per finished cell otherwise.
+/// `@unchecked`: its vars change only with `lock` held, which also keeps each stderr write whole.
 final class MatrixConsole: @unchecked Sendable {
     private let lock = NSLock()
     private let terminal = isatty(STDERR_FILENO) == 1

@@ -33,6 +33,7 @@ final class BisectDecisionTests: XCTestCase {
     }
 
     /// Which commits do what, as a kernel would.
+    /// `@unchecked`: a test sets its parameters before the bisect starts; runs change state only with `lock` held.
     final class Model: StepRunner, @unchecked Sendable {
         let commits: [String]
         /// Commits from this index on have the failure (a fix model inverts it).

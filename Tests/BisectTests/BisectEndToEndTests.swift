@@ -1,3 +1,10 @@
+// `@preconcurrency` (first, before Foundation re-exports the C library without it): `stdout` is
+// a C global `var`; class setUp sets its buffering once, before any test runs.
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+@preconcurrency import Darwin
+#endif
 import Foundation
 import Harness
 import KernelTestSupport

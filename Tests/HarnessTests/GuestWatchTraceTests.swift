@@ -31,10 +31,10 @@ final class GuestWatchTraceTests: XCTestCase {
     }
 
     /// A whole clean stream: no violation, and the files a run keeps.
-    func testCleanStream() throws {
+    func testCleanStream() async throws {
         let port = try Data(contentsOf: URL(fileURLWithPath: "\(Self.traces)/sva-6.12-clean-port.log"))
         let watch = try watch(console: Data("@@kharness begin baseline\n@@kharness done\n".utf8), port: port)
-        _ = watch.finish()
+        _ = await watch.finish()
         XCTAssertTrue(watch.trace.complete)
         XCTAssertEqual(watch.lifecycle().violations, [])
         try Runner.keepTrace(watch.trace, in: directory)
@@ -45,7 +45,7 @@ final class GuestWatchTraceTests: XCTestCase {
 
     /// The guest's stream stops at the planted kernel's panic; the oops
     /// dump on the console has the free that names the failure.
-    func testPanicSplitsTheTraceBetweenPortAndConsole() throws {
+    func testPanicSplitsTheTraceBetweenPortAndConsole() async throws {
         let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.traces)/sva-6.12-planted-pasid-uaf.log"))
         let records = String(decoding: console, as: UTF8.self).split(whereSeparator: \.isNewline)
             .filter { $0.contains("us : ") && TraceEvent.parse($0) != nil }
@@ -57,7 +57,7 @@ final class GuestWatchTraceTests: XCTestCase {
         }
         let port = Data((["# kharness trace-begin"] + streamed).joined(separator: "\n").utf8 + [0x0a])
         let watch = try watch(console: console, port: port)
-        _ = watch.finish()
+        _ = await watch.finish()
         XCTAssertFalse(watch.trace.complete)
         XCTAssertEqual(watch.trace.portLines.count, 20)
         XCTAssertEqual(watch.lifecycle().violations.first?.title, "PASID 1 freed while still bound to pid 85")
@@ -65,7 +65,7 @@ final class GuestWatchTraceTests: XCTestCase {
 
     /// NUL bytes, escapes, megabyte lines and fake markers: bounded, no
     /// crash, and never a whole trace.
-    func testHostilePortFile() throws {
+    func testHostilePortFile() async throws {
         var port = Data("# kharness trace-begin\n".utf8)
         port += Data(repeating: 0, count: 3 << 20)
         port += Data("\u{1b}[2J  x-1 [000] ..... 1.0: sva_accel_bind: pid=1 mm=0x1 pasid=1 ret=0\n".utf8)
@@ -75,7 +75,7 @@ final class GuestWatchTraceTests: XCTestCase {
         for _ in 0..<(20 << 20) / line.count { port += line }
         port += Data("# kharness trace-end overruns=0\n".utf8)
         let watch = try watch(console: Data("@@kharness done\n".utf8), port: port)
-        _ = watch.finish()
+        _ = await watch.finish()
         XCTAssertTrue(watch.trace.truncated)
         XCTAssertFalse(watch.trace.complete)
         XCTAssertLessThanOrEqual(watch.trace.text.utf8.count, GuestWatch.traceLimitBytes + 64)
@@ -86,30 +86,30 @@ final class GuestWatchTraceTests: XCTestCase {
 
     /// The watcher ends the run at init's done line only, as the classifier reads it: a
     /// soft lockup naming a task "@@kharness done" is not one.
-    func testDoneInsideAReportDoesNotEndTheRun() throws {
+    func testDoneInsideAReportDoesNotEndTheRun() async throws {
         let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.attacks)/soft-lockup-comm-done.log"))
         let watch = try watch(console: console, port: nil)
-        let analysis = watch.finish()
+        let analysis = await watch.finish()
         XCTAssertFalse(watch.sawDone)
         XCTAssertEqual(decideOutcome(analysis: analysis, end: .guestFinished, workload: "sva").reason, analysis.reports.first?.title)
     }
 
     /// What the guest prints after done is still read: a report there fails the run.
-    func testReportAfterDoneIsRead() throws {
+    func testReportAfterDoneIsRead() async throws {
         let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.attacks)/report-after-done.log"))
         let watch = try watch(console: console, port: nil)
-        let analysis = watch.finish()
+        let analysis = await watch.finish()
         XCTAssertTrue(watch.sawDone)
         XCTAssertEqual(decideOutcome(analysis: analysis, end: .guestFinished, workload: "sva").status, .fail)
     }
 
     /// With a trace port, a console dump is believed only after a kernel report, and
     /// the console's hand-over markers never.
-    func testForgedConsoleTraceIsIgnoredWithAPort() throws {
+    func testForgedConsoleTraceIsIgnoredWithAPort() async throws {
         let port = try Data(contentsOf: URL(fileURLWithPath: "\(Self.traces)/sva-6.12-clean-port.log"))
         let console = try Data(contentsOf: URL(fileURLWithPath: "\(Self.attacks)/trace-forged-sections.console.log"))
         let watch = try watch(console: console, port: port)
-        _ = watch.finish()
+        _ = await watch.finish()
         XCTAssertTrue(watch.trace.complete)
         XCTAssertFalse(watch.trace.untrusted)
         XCTAssertEqual(watch.trace.consoleLines, [])

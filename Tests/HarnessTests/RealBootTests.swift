@@ -39,7 +39,7 @@ final class RealBootTests: XCTestCase {
     /// no libvirt domain once libvirt has done its own bookkeeping for a
     /// QEMU that exited (it pauses 200 ms before it looks; see
     /// `LibvirtMachine.awaitPowerOff`), without the harness's help.
-    private func assertNothingLeft(_ runID: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertNothingLeft(_ runID: String, file: StaticString = #filePath, line: UInt = #line) async throws {
         let pgrep = Process()
         pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
         pgrep.arguments = ["-f", "guest=kharness-\(runID)"]
@@ -50,7 +50,7 @@ final class RealBootTests: XCTestCase {
         defer { connection.close() }
         var left = try connection.activeDomainNames(prefix: "kharness-\(runID)")
         for _ in 0..<50 where !left.isEmpty {
-            usleep(100_000)
+            try await Task.sleep(for: .milliseconds(100))
             left = try connection.activeDomainNames(prefix: "kharness-\(runID)")
         }
         XCTAssertEqual(left, [], "libvirt still runs the domain 5 s after the run", file: file, line: line)
@@ -72,7 +72,7 @@ final class RealBootTests: XCTestCase {
         }
         XCTAssertNotNil(result.timings["boot"])
         XCTAssertNotNil(result.timings["workload"])
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     func testUsageErrorsAreRefusedBeforeAnyRunDirectoryExists() async throws {
@@ -103,7 +103,7 @@ final class RealBootTests: XCTestCase {
         XCTAssertTrue(result.reason.contains(bogus), result.reason)
         XCTAssertEqual(result.exitCode, 2)
         XCTAssertEqual(try readResult(result.runID)["status"] as? String, "ERROR")
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     func testHangingWorkloadTimesOutAtTheDeadline() async throws {
@@ -116,7 +116,7 @@ final class RealBootTests: XCTestCase {
         XCTAssertNotEqual(result.status, .error, "a guest that hangs is the kernel's or workload's failure, not the harness's")
         XCTAssertTrue(result.reason.contains("timeout"), result.reason)
         XCTAssertTrue(result.reason.contains("about to hang"), "reason should quote the last console line: \(result.reason)")
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     /// A guest spewing random bytes (NUL, escapes, invalid UTF-8) is stopped
@@ -131,7 +131,7 @@ final class RealBootTests: XCTestCase {
         XCTAssertEqual(result.status, .fail)
         XCTAssertTrue(result.reason.hasPrefix("console flood: the guest printed more than 1 MiB"), result.reason)
         XCTAssertGreaterThan(result.consoleBytes, 1 << 20)
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     /// A console larger than virtlogd's default rollover (2 MiB) stays whole
@@ -157,7 +157,7 @@ final class RealBootTests: XCTestCase {
         let text = try String(contentsOfFile: directory + "/console.log", encoding: .utf8)
         XCTAssertTrue(text.contains("Booting Linux on physical CPU"), "the start of the console is missing")
         XCTAssertFalse(Files.exists(directory + "/console.log.0"))
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     /// Starts a run whose workload waits forever, and returns once the
@@ -188,7 +188,7 @@ final class RealBootTests: XCTestCase {
         XCTAssertEqual(result.end, .infrastructure)
         XCTAssertTrue(result.reason.hasPrefix("QEMU stopped unexpectedly"), result.reason)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(resultsRoot)/\(result.runID)/qemu.log"))
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     /// libvirtd dies mid-run and comes back: the run is the infrastructure's
@@ -203,7 +203,7 @@ final class RealBootTests: XCTestCase {
         XCTAssertEqual(result.end, .infrastructure)
         XCTAssertTrue(result.reason.contains("libvirt"), result.reason)
         try await waitForLibvirt()
-        try assertNothingLeft(result.runID)
+        try await assertNothingLeft(result.runID)
     }
 
     private func waitForLibvirt() async throws {
@@ -243,10 +243,11 @@ final class RealBootTests: XCTestCase {
         XCTAssertEqual(json["status"] as? String, "ERROR")
         XCTAssertEqual(json["end"] as? String, "interrupted")
         XCTAssertTrue((json["reason"] as? String)?.contains("SIGINT") == true, "\(json)")
-        try assertNothingLeft(runID)
+        try await assertNothingLeft(runID)
     }
 }
 
+/// `@unchecked`: `value` is read and written only with `lock` held.
 final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

@@ -18,7 +18,7 @@ final class QemuProcessTests: XCTestCase {
         var exited = false
         for _ in 0..<400 where !exited {
             exited = QemuProcess.hasExited(pid: pid)
-            if !exited { usleep(5_000) }
+            if !exited { usleep(5_000) } // a synchronous test: blocking here blocks no task
         }
         XCTAssertTrue(exited, "a killed process counts as exited before it is reaped")
         XCTAssertEqual(kill(pid, 0), 0, "not reaped yet: still a zombie that kill(pid, 0) finds")

@@ -204,6 +204,7 @@ final class ParallelWriteTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["entry"], "no temporary left")
     }
 
+    /// `@unchecked`: `count` is read and written only with `lock` held.
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var count = 0

@@ -353,6 +353,7 @@ final class MatrixRunTests: XCTestCase {
 }
 
 /// What a matrix run reported, for assertions.
+/// `@unchecked`: its vars are read and written only with `lock` held.
 final class EventLog: @unchecked Sendable {
     private let lock = NSLock()
     private var kernels: [String] = []

@@ -30,7 +30,7 @@ final class StoreHistoryTests: XCTestCase {
     func testFirstSeenComesFromTheEarliestRunInTheStore() throws {
         let store = try Store.open(path: root + "/kharness.db")
         try record(store, matrix: "m-old", Fixtures.result(id: "h-old", status: "FAIL", reports: [Fixtures.kasan()]))
-        Thread.sleep(forTimeInterval: 0.05)
+        Thread.sleep(forTimeInterval: 0.05) // a synchronous test: blocking here blocks no task
         var other = Fixtures.kasan(title: "WARNING in iommu_sva_bind_device", signature: "1111222233334444")
         other["category"] = "warning"
         try record(store, matrix: "m-new", Fixtures.result(id: "h-new", status: "FAIL", reports: [Fixtures.kasan(), other]))

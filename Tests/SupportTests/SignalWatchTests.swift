@@ -15,7 +15,7 @@ final class SignalWatchTests: XCTestCase {
             let deadline = Date().addingTimeInterval(10)
             while watch.received == nil, Date() < deadline {
                 kill(getpid(), sig)
-                Thread.sleep(forTimeInterval: 0.05)
+                Thread.sleep(forTimeInterval: 0.05) // a synchronous test: blocking here blocks no task
             }
             XCTAssertEqual(watch.received, sig, "round \(round + 1)")
             watch.stop()
