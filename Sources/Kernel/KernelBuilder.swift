@@ -135,21 +135,63 @@ public struct KernelBuilder: Sendable {
     /// revision, series, fragment, an option the tree cannot set) throws
     /// `HarnessError.badInput`; a compiler or linker error throws
     /// `KernelBuildFailure`. `logPath` receives the full build log.
+    ///
+    /// The stages, in order: resolve the request to the values that name the
+    /// build (its cache key among them), look the key up, then, holding the
+    /// (tree, config) work directory's lock, prepare the work tree, configure,
+    /// compile and store the entry; eviction runs after the lock is released.
+    /// Each stage takes values and returns values; the clock threads through
+    /// them so `timings` keeps the phases it always had.
     public func build(_ request: SourceKernelRequest, logPath: String? = nil) async throws -> KernelBuild {
-        let start = ContinuousClock.now
-        func elapsed() -> Double { Self.seconds(since: start) }
-        var timings: [String: Double] = [:]
-        var phaseStart = 0.0
-        func enter(_ phase: BuildProgress.Phase, objects: Int = 0) {
-            progress(BuildProgress(phase: phase, objectsBuilt: objects, elapsed: elapsed()))
-        }
-        func finish(_ name: String) {
-            let now = elapsed()
-            timings[name, default: 0] += now - phaseStart
-            phaseStart = now
-        }
+        var clock = BuildClock(progress: progress)
+        clock.enter(.cacheLookup)
+        let resolved = try await resolve(request)
+        if !request.rebuild, let cached = cacheHit(resolved, logPath: logPath, clock: &clock) { return cached }
+        clock.finish("cache")
 
-        enter(.cacheLookup)
+        let work = try await prepareWorkTree(resolved, logPath: logPath, clock: &clock)
+        defer { work.lock.unlock() }
+        let config = try await checkOutAndConfigure(work.builtCommit, clone: work.clone, make: work.make,
+                                                    fragments: resolved.fragments, toolchain: resolved.toolchain,
+                                                    input: resolved.request.description, clock: &clock)
+        let compiled = try await compile(work.make, config: config, key: resolved.key, clock: &clock)
+        guard compiled.status == 0 else { throw failure(of: resolved, in: work.make) }
+        let result = try await store(resolved, work: work, config: config, objectsBuilt: compiled.objects, clock: &clock)
+        // Eviction takes each tree's lock (this one's too) to remove an object
+        // directory, and another build of this tree need not wait for its du.
+        work.lock.unlock()
+        try? await evict(keeping: [resolved.entry, work.make.objects])
+        clock.enter(.done, objects: result.objectsBuilt)
+        return result
+    }
+
+    /// A request resolved to what names its build. The cache key is a function
+    /// of these values alone (``cacheKey(baseCommit:patchsetHash:configHash:toolchain:)``),
+    /// so a lookup needs no work tree, and no lock.
+    struct ResolvedBuild {
+        var request: SourceKernelRequest
+        /// The tree's absolute path: work directories are per path (``treeKey(_:)``).
+        var tree: String
+        var treeKey: String
+        /// The revision resolved to a commit: the series' base.
+        var baseCommit: String
+        var series: PatchSeries?
+        var fragments: ConfigFragments
+        var toolchain: String
+        /// `kernel-builds/` in the cache.
+        var buildsRoot: String
+        var key: String
+
+        /// KCIDB's patchset hash; empty without a series.
+        var patchsetHash: String { series?.patchsetHash ?? "" }
+        /// The cache entry the key names, whether it exists or not.
+        var entry: String { buildsRoot + "/" + key }
+    }
+
+    /// The resolve stage: checks the tree, resolves the revision, reads the
+    /// series and fragments, asks the toolchain its version. Every bad input
+    /// is found here, before a lock, a clone or a make.
+    func resolve(_ request: SourceKernelRequest) async throws -> ResolvedBuild {
         let tree = Files.absolute(request.tree)
         guard Files.isDirectory(tree) else {
             throw HarnessError.badInput(request.description, "tree '\(request.tree)' is not a directory")
@@ -166,90 +208,154 @@ public struct KernelBuilder: Sendable {
         let fragments = try ConfigFragments(directory: configDirectory, names: request.fragments)
         try fragments.validateGcovObjects()
         let toolchain = try await Self.toolchainVersion()
-        let patchsetHash = series?.patchsetHash ?? ""
-        let key = Digest.sha256("""
-            recipe \(Self.recipeVersion)
+        let key = Self.cacheKey(baseCommit: baseCommit, patchsetHash: series?.patchsetHash ?? "",
+                                configHash: fragments.hash, toolchain: toolchain)
+        return ResolvedBuild(request: request, tree: tree, treeKey: Self.treeKey(tree), baseCommit: baseCommit,
+                             series: series, fragments: fragments, toolchain: toolchain,
+                             buildsRoot: try cache.directory("kernel-builds"), key: key)
+    }
+
+    /// The content address of a build: (recipe, base commit, patchset, config,
+    /// toolchain). The text hashed is fixed: changing it changes every key, and
+    /// every cached kernel (in CI too) is built again; bump ``recipeVersion``
+    /// when that is what is meant.
+    static func cacheKey(baseCommit: String, patchsetHash: String, configHash: String, toolchain: String) -> String {
+        Digest.sha256("""
+            recipe \(recipeVersion)
             commit \(baseCommit)
             patchset \(patchsetHash)
-            config \(fragments.hash)
+            config \(configHash)
             toolchain \(toolchain)
             """)
-        let buildsRoot = try cache.directory("kernel-builds")
-        let entry = buildsRoot + "/" + key
-        let treeKey = Self.treeKey(tree)
+    }
 
-        if !request.rebuild, var cached = Self.loadEntry(entry) {
-            Self.markUsed(entry)
-            cached.cacheHit = true
-            cached.tree = tree
-            // The entry may come from another checkout of the same commit.
-            cached.objectDirectory = objectDirectory(treeKey: treeKey, configHash: fragments.hash)
-            cached.revision = request.revision
-            cached.objectsBuilt = 0
-            finish("cache")
-            cached.timings = timings
-            if let logPath { try? Self.copy(cached.buildLog, to: logPath) }
-            enter(.done)
-            return cached
-        }
-        finish("cache")
+    /// The cache lookup stage: the stored build, as this request sees it (its
+    /// tree path, its revision's name, the object directory of this checkout,
+    /// nothing compiled), or nil when the key has no complete entry.
+    func cacheHit(_ resolved: ResolvedBuild, logPath: String?, clock: inout BuildClock) -> KernelBuild? {
+        guard var cached = Self.loadEntry(resolved.entry) else { return nil }
+        Self.markUsed(resolved.entry)
+        cached.cacheHit = true
+        cached.tree = resolved.tree
+        // The entry may come from another checkout of the same commit.
+        cached.objectDirectory = objectDirectory(treeKey: resolved.treeKey, configHash: resolved.fragments.hash)
+        cached.revision = resolved.request.revision
+        cached.objectsBuilt = 0
+        clock.finish("cache")
+        cached.timings = clock.timings
+        if let logPath { try? Self.copy(cached.buildLog, to: logPath) }
+        clock.enter(.done)
+        return cached
+    }
 
-        let workDir = try cache.directory("kernel-work", treeKey)
+    /// The (tree, config) work directory, locked for one build, with the commit to build in it.
+    struct WorkTree {
+        /// Held from here until the entry is stored; the build releases it.
+        var lock: FileLock
+        /// The tree's bare clone in the cache.
+        var clone: String
+        /// The base commit, or the commit the series made on top of it.
+        var builtCommit: String
+        /// make for the worktree and its object directory, logging into a fresh log.
+        var make: MakeInvocation
+    }
+
+    /// The work tree stage: locks the work directory, makes (or reuses) the
+    /// shared clone, reclaims what killed builders left, applies the series,
+    /// and starts a fresh log. The lock is released if any of that fails.
+    func prepareWorkTree(_ resolved: ResolvedBuild, logPath: String?, clock: inout BuildClock) async throws -> WorkTree {
+        let workDir = try cache.directory("kernel-work", resolved.treeKey)
         let lock = try await FileLock.acquire(path: workDir + "/.lock")
-        defer { lock.unlock() }
-        let clone = try await sharedClone(of: tree, key: treeKey)
-        await reclaimStale(workDir: workDir, clone: clone)
-
-        var builtCommit = baseCommit
-        if let series {
-            enter(.patching)
-            builtCommit = try await apply(series, onto: baseCommit, clone: clone, workDir: workDir, key: key)
-            finish("patch")
+        do {
+            let clone = try await sharedClone(of: resolved.tree, key: resolved.treeKey)
+            await reclaimStale(workDir: workDir, clone: clone)
+            var builtCommit = resolved.baseCommit
+            if let series = resolved.series {
+                clock.enter(.patching)
+                builtCommit = try await apply(series, onto: resolved.baseCommit, clone: clone, workDir: workDir,
+                                              key: resolved.key)
+                clock.finish("patch")
+            }
+            let obj = objectDirectory(treeKey: resolved.treeKey, configHash: resolved.fragments.hash)
+            try Files.createDirectory(obj)
+            let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: logPath ?? obj + "/kharness-build.log",
+                                          fragments: resolved.fragments)
+            return WorkTree(lock: lock, clone: clone, builtCommit: builtCommit, make: make)
+        } catch {
+            lock.unlock()
+            throw error
         }
+    }
 
-        let obj = objectDirectory(treeKey: treeKey, configHash: fragments.hash)
-        try Files.createDirectory(obj)
-        let log = logPath ?? obj + "/kharness-build.log"
-        let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log, fragments: fragments)
-        let report = self.progress
+    /// The configure stage: moves the (tree, config) worktree to `commit` and
+    /// configures it; returns the final .config. The object directory's
+    /// `.kharness-built` stamp goes first: until ``compile(_:config:key:clock:)``
+    /// succeeds it holds no build. The caller holds the work directory's lock.
+    func checkOutAndConfigure(_ commit: String, clone: String, make: MakeInvocation, fragments: ConfigFragments,
+                              toolchain: String, input: String, clock: inout BuildClock) async throws -> String {
+        try? FileManager.default.removeItem(atPath: make.objects + "/" + Self.builtStamp)
+        clock.enter(.checkout)
+        try await checkout(commit, clone: clone, into: make.source)
+        clock.finish("checkout")
+        clock.enter(.configuring)
+        let config = try await configure(fragments: fragments, make: make, builtCommit: commit,
+                                         clone: clone, toolchain: toolchain, input: input)
+        clock.finish("config")
+        return config
+    }
+
+    /// The compile stage: `Image` (and `modules` when configured) in the
+    /// shared object directory, which then holds the build `key` (its
+    /// `.kharness-built` stamp) if make succeeded. Returns make's status and
+    /// the objects it built.
+    func compile(_ make: MakeInvocation, config: String, key: String,
+                 clock: inout BuildClock) async throws -> (status: Int32, objects: Int) {
+        clock.enter(.compiling)
+        let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
         let objects = Counter()
-        let (config, status) = try await compile(
-            builtCommit, clone: clone, make: make, fragments: fragments, toolchain: toolchain,
-            input: request.description, key: key,
-            phase: { phase in
-                switch phase {
-                case .configuring: finish("checkout")
-                case .compiling: finish("config")
-                default: break
-                }
-                enter(phase)
-            },
-            onObjects: { count in
-                objects.value = count
-                report(BuildProgress(phase: .compiling, objectsBuilt: count, elapsed: Self.seconds(since: start)))
-            })
-        finish("compile")
-        if status != 0 {
-            // A cache removed under the build, a log that is gone with it or a
-            // full disk is not a broken kernel: ERROR, not BUILD_FAIL.
-            guard Files.isDirectory(obj), Files.isDirectory(make.source) else {
-                throw HarnessError.infrastructure(obj, "the build's work tree or object directory disappeared during the build")
-            }
-            let text: String
-            do {
-                text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: log)), as: UTF8.self)
-            } catch {
-                throw HarnessError(error).naming(log)
-            }
-            if let fault = KernelBuildFailure.machineFault(inLog: text) {
-                throw HarnessError.infrastructure(log, fault)
-            }
-            throw KernelBuildFailure(kernel: request.description + (series.map { " + \($0.source)" } ?? ""),
-                                     reason: KernelBuildFailure.firstError(inLog: text), logPath: log)
+        let (start, report) = (clock.start, clock.progress)
+        let status = try await make.run(["Image"] + (modules ? ["modules"] : [])) { count in
+            objects.value = count
+            report(BuildProgress(phase: .compiling, objectsBuilt: count, elapsed: Self.seconds(since: start)))
         }
+        if status == 0 { try Files.writeAtomically(key, to: make.objects + "/" + Self.builtStamp) }
+        clock.finish("compile")
+        return (status, objects.value)
+    }
+
+    /// What a failed make means, as the error the build throws. A cache
+    /// removed under the build, a log that is gone with it or a full disk is
+    /// not a broken kernel: ERROR, not BUILD_FAIL. Otherwise BUILD_FAIL,
+    /// quoting the log's first compiler or linker error.
+    func failure(of resolved: ResolvedBuild, in make: MakeInvocation) -> any Error {
+        guard Files.isDirectory(make.objects), Files.isDirectory(make.source) else {
+            return HarnessError.infrastructure(make.objects, "the build's work tree or object directory disappeared during the build")
+        }
+        let text: String
+        do {
+            text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: make.log)), as: UTF8.self)
+        } catch {
+            return HarnessError(error).naming(make.log)
+        }
+        if let fault = KernelBuildFailure.machineFault(inLog: text) {
+            return HarnessError.infrastructure(make.log, fault)
+        }
+        return KernelBuildFailure(kernel: resolved.request.description + (resolved.series.map { " + \($0.source)" } ?? ""),
+                                  reason: KernelBuildFailure.firstError(inLog: text), logPath: make.log)
+    }
+
+    /// The store stage: installs the modules and copies the artifacts (with a
+    /// gcov fragment, the coverage notes) into a staging directory, writes
+    /// build.json there and renames it over the entry, so a reader sees a
+    /// whole entry or none. build.json's `timings` end at the copy; the
+    /// returned build's include the rename.
+    func store(_ resolved: ResolvedBuild, work: WorkTree, config: String, objectsBuilt: Int,
+               clock: inout BuildClock) async throws -> KernelBuild {
+        let (make, entry, key) = (work.make, resolved.entry, resolved.key)
+        let obj = make.objects
         let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
 
-        let staging = buildsRoot + "/.tmp-\(key)-\(getpid())"
+        let staging = resolved.buildsRoot + "/.tmp-\(key)-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
         try Files.createDirectory(staging)
         defer { try? FileManager.default.removeItem(atPath: staging) }
@@ -257,41 +363,42 @@ public struct KernelBuilder: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         var modulesDirectory: String?
         if modules {
-            enter(.installing)
+            clock.enter(.installing)
             let status = try await make.run(["INSTALL_MOD_PATH=\(staging)/modules", "INSTALL_MOD_STRIP=1",
                                              "DEPMOD=/sbin/depmod", "modules_install"]) { _ in }
             guard status == 0 else {
-                throw HarnessError.infrastructure(log, "make modules_install failed")
+                throw HarnessError.infrastructure(make.log, "make modules_install failed")
             }
             if let release { modulesDirectory = entry + "/modules/lib/modules/" + release }
-            finish("install")
+            clock.finish("install")
         }
 
-        enter(.storing)
+        clock.enter(.storing)
         for (from, to) in [("arch/arm64/boot/Image", "Image"), ("System.map", "System.map"),
                            ("vmlinux", "vmlinux"), (".config", "config")] {
             try Self.copy(obj + "/" + from, to: staging + "/" + to)
         }
-        try Self.copy(log, to: staging + "/build.log")
+        try Self.copy(make.log, to: staging + "/build.log")
         var coverageDirectory: String?
-        if !fragments.gcovObjects.isEmpty {
-            try Self.keepCoverageNotes(fragments.gcovObjects, make: make, in: staging + "/coverage")
+        if !resolved.fragments.gcovObjects.isEmpty {
+            try Self.keepCoverageNotes(resolved.fragments.gcovObjects, make: make, in: staging + "/coverage")
             coverageDirectory = entry + "/coverage"
         }
-        var identity = "git:\(tree)@\(baseCommit)"
-        if !patchsetHash.isEmpty { identity += "+patchset:\(patchsetHash.prefix(16))" }
-        identity += " config:" + fragments.names.joined(separator: ",")
+        var identity = "git:\(resolved.tree)@\(resolved.baseCommit)"
+        if !resolved.patchsetHash.isEmpty { identity += "+patchset:\(resolved.patchsetHash.prefix(16))" }
+        identity += " config:" + resolved.fragments.names.joined(separator: ",")
         let artifacts = KernelArtifacts(
             image: entry + "/Image", modulesDirectory: modulesDirectory, config: entry + "/config",
             release: release, systemMap: entry + "/System.map", vmlinux: entry + "/vmlinux",
             identity: identity)
-        finish("store")
+        clock.finish("store")
         var result = KernelBuild(
-            artifacts: artifacts, tree: tree, revision: request.revision, baseCommit: baseCommit,
-            builtCommit: builtCommit, patches: series?.patches ?? [], patchsetHash: patchsetHash,
-            configFragments: fragments.names, configHash: fragments.hash, toolchain: toolchain,
-            cacheKey: key, cacheHit: false, buildLog: entry + "/build.log", timings: timings,
-            objectsBuilt: objects.value, objectDirectory: obj, coverageDirectory: coverageDirectory)
+            artifacts: artifacts, tree: resolved.tree, revision: resolved.request.revision,
+            baseCommit: resolved.baseCommit, builtCommit: work.builtCommit, patches: resolved.series?.patches ?? [],
+            patchsetHash: resolved.patchsetHash, configFragments: resolved.fragments.names,
+            configHash: resolved.fragments.hash, toolchain: resolved.toolchain, cacheKey: key, cacheHit: false,
+            buildLog: entry + "/build.log", timings: clock.timings, objectsBuilt: objectsBuilt,
+            objectDirectory: obj, coverageDirectory: coverageDirectory)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try Files.writeAtomically(try encoder.encode(result), to: staging + "/build.json")
@@ -301,35 +408,9 @@ public struct KernelBuilder: Sendable {
         }
         Self.markUsed(entry)
         Self.markUsed(obj)
-        finish("store")
-        result.timings = timings
-        lock.unlock()
-        try? await evict(keeping: [entry, obj])
-        enter(.done, objects: objects.value)
+        clock.finish("store")
+        result.timings = clock.timings
         return result
-    }
-
-    /// Moves the (tree, config) worktree to `commit`, configures it and
-    /// compiles `Image` (and `modules` when configured) in the shared object
-    /// directory, which then holds the build `key` (its `.kharness-built`
-    /// stamp) if make succeeded. The caller holds the work directory's lock.
-    /// Returns the final .config and make's status.
-    private func compile(_ commit: String, clone: String, make: MakeInvocation, fragments: ConfigFragments,
-                         toolchain: String, input: String, key: String,
-                         phase: (BuildProgress.Phase) -> Void,
-                         onObjects: @escaping @Sendable (Int) -> Void) async throws -> (config: String, status: Int32) {
-        let stamp = make.objects + "/" + Self.builtStamp
-        try? FileManager.default.removeItem(atPath: stamp)
-        phase(.checkout)
-        try await checkout(commit, clone: clone, into: make.source)
-        phase(.configuring)
-        let config = try await configure(fragments: fragments, make: make, builtCommit: commit,
-                                         clone: clone, toolchain: toolchain, input: input)
-        phase(.compiling)
-        let modules = KernelConfigFile.values(config)["CONFIG_MODULES"] == "y"
-        let status = try await make.run(["Image"] + (modules ? ["modules"] : []), onObjects: onObjects)
-        if status == 0 { try Files.writeAtomically(key, to: stamp) }
-        return (config, status)
     }
 
     /// make in the work directory's worktree and `objects`, logging into
@@ -411,9 +492,12 @@ public struct KernelBuilder: Sendable {
             try Files.createDirectory(obj)  // evicted since, perhaps
             let log = obj + "/kharness-rebuild.log"
             let make = try makeInvocation(workDir: workDir, objects: obj, freshLog: log, fragments: fragments)
-            let (_, status) = try await compile(build.builtCommit, clone: clone, make: make, fragments: fragments,
-                                                toolchain: toolchain, input: build.artifacts.identity,
-                                                key: build.cacheKey, phase: { _ in }, onObjects: { _ in })
+            // The same configure and compile stages as `build`, reporting to no one.
+            var clock = BuildClock(progress: { _ in })
+            let config = try await checkOutAndConfigure(build.builtCommit, clone: clone, make: make, fragments: fragments,
+                                                        toolchain: toolchain, input: build.artifacts.identity,
+                                                        clock: &clock)
+            let (status, _) = try await compile(make, config: config, key: build.cacheKey, clock: &clock)
             guard status == 0 else {
                 throw HarnessError.infrastructure(log, "rebuilding \(build.builtCommit.prefix(12)) in its object directory failed")
             }
@@ -698,6 +782,34 @@ public struct KernelBuilder: Sendable {
         }
     }
 }
+/// A build's clock: the progress it reports (seconds since the request
+/// started) and the seconds each phase took, which build.json keeps as
+/// `timings`. A phase's time runs from the end of the one before, so the
+/// phases add up to the whole build, waits for locks and clones included.
+struct BuildClock {
+    let start = ContinuousClock.now
+    let progress: @Sendable (BuildProgress) -> Void
+    private(set) var timings: [String: Double] = [:]
+    private var phaseStart = 0.0
+
+    init(progress: @escaping @Sendable (BuildProgress) -> Void) {
+        self.progress = progress
+    }
+
+    var elapsed: Double { KernelBuilder.seconds(since: start) }
+
+    func enter(_ phase: BuildProgress.Phase, objects: Int = 0) {
+        progress(BuildProgress(phase: phase, objectsBuilt: objects, elapsed: elapsed))
+    }
+
+    /// Adds the time since the last phase ended to `name` (a phase may be entered twice: `store`).
+    mutating func finish(_ name: String) {
+        let now = elapsed
+        timings[name, default: 0] += now - phaseStart
+        phaseStart = now
+    }
+}
+
 /// A mutable box for values written from a progress callback.
 /// `@unchecked`: `stored` is read and written only with `lock` held.
 final class Counter: @unchecked Sendable {
