@@ -24,8 +24,12 @@ public final class Runner: Sendable {
     /// for every real run; tests pass ``ReplayMachines``.
     private let machines: @Sendable (RunRequest) -> any MachineBackend
 
+    /// Every real run's backend: libvirt at the request's connection. The
+    /// matrix's default too, so the two cannot come to disagree.
+    public static let libvirtMachines: @Sendable (RunRequest) -> any MachineBackend = { LibvirtMachines(uri: $0.connectionURI) }
+
     public init(cache: CacheDirectory = .fromEnvironment(), events: @escaping @Sendable (RunEvent) -> Void = { _ in },
-                machines: @escaping @Sendable (RunRequest) -> any MachineBackend = { LibvirtMachines(uri: $0.connectionURI) }) {
+                machines: @escaping @Sendable (RunRequest) -> any MachineBackend = Runner.libvirtMachines) {
         self.cache = cache
         self.events = events
         self.machines = machines

@@ -2,6 +2,7 @@ import Classify
 import Foundation
 import Harness
 import Kernel
+import Machine
 import RunModel
 import Store
 import Support
@@ -89,12 +90,18 @@ public final class MatrixRunner: Sendable {
     public let store: Store
     let cache: CacheDirectory
     let events: @Sendable (MatrixEvent) -> Void
+    /// The backend each cell's machine runs on, given to the cell's `Runner`:
+    /// libvirt at the cell's connection for every real matrix; tests pass
+    /// ``ReplayMachines`` and run whole matrices without QEMU.
+    let machines: @Sendable (RunRequest) -> any MachineBackend
 
     public init(store: Store, cache: CacheDirectory = .fromEnvironment(),
-                events: @escaping @Sendable (MatrixEvent) -> Void = { _ in }) {
+                events: @escaping @Sendable (MatrixEvent) -> Void = { _ in },
+                machines: @escaping @Sendable (RunRequest) -> any MachineBackend = Runner.libvirtMachines) {
         self.store = store
         self.cache = cache
         self.events = events
+        self.machines = machines
     }
 
     /// New matrix run: parse and check the file (nothing is recorded when it
@@ -272,7 +279,7 @@ public final class MatrixRunner: Sendable {
             events(.progress(tracker.snapshot()))
             let start = Date()
             do {
-                let result = try await Runner(cache: cache).run(request, runID: harnessRunID)
+                let result = try await Runner(cache: cache, machines: machines).run(request, runID: harnessRunID)
                 try store.finishCell(cellID, attempt: attempt, result: result, wallSeconds: Date().timeIntervalSince(start))
             } catch {
                 let error = HarnessError(error)

@@ -26,15 +26,8 @@ final class ReplayRunTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private static let arm64 = Checkout.root + "/Tests/ClassifyTests/testdata/arm64"
-
-    /// A recorded console from the classifier's test data, without its header
-    /// (everything up to the first blank line says what the classifier must make of it).
-    private static func console(_ name: String) throws -> Data {
-        let file = try Data(contentsOf: URL(fileURLWithPath: "\(arm64)/\(name)"))
-        let blank = try XCTUnwrap(file.firstRange(of: Data("\n\n".utf8)), "\(name) has no header")
-        return file.subdata(in: blank.upperBound..<file.count)
-    }
+    /// A recorded console from the classifier's test data, without its header.
+    private static func console(_ name: String) throws -> Data { try ReplayFixtures.console(name) }
 
     private struct Watched {
         var outcome: Outcome
@@ -253,24 +246,8 @@ final class ReplayRunTests: XCTestCase {
 
     // MARK: A whole run
 
-    /// A cache with what a run of an `image:` kernel needs and no network: an
-    /// arm64 busybox and kernel image that are only their headers (nothing
-    /// boots them; the replay plays a recorded console instead).
-    private func fakeKernel() throws -> (cache: CacheDirectory, image: String) {
-        let cache = CacheDirectory(root: "\(directory)/cache")
-        try FileManager.default.createDirectory(atPath: "\(cache.root)/busybox-arm64/bin", withIntermediateDirectories: true)
-        var elf = [UInt8](repeating: 0, count: 64)
-        elf[0...3] = [0x7f, 0x45, 0x4c, 0x46]
-        elf[18] = 183
-        try Data(elf).write(to: URL(fileURLWithPath: "\(cache.root)/busybox-arm64/bin/busybox"))
-        var image = [UInt8](repeating: 0, count: 64)
-        image[56...59] = [0x41, 0x52, 0x4d, 0x64]
-        try Data(image).write(to: URL(fileURLWithPath: "\(directory)/Image"))
-        return (cache, "\(directory)/Image")
-    }
-
     private func fullRun(_ recording: Recording) async throws -> (RunResult, [String: Any]) {
-        let (cache, image) = try fakeKernel()
+        let (cache, image) = try ReplayFixtures.fakeKernel(in: directory)
         var request = RunRequest(kernel: .image(path: image, modules: nil))
         request.resultsRoot = "\(directory)/results"
         let result = try await Runner(cache: cache, machines: { _ in ReplayMachines(recording) }).run(request)
