@@ -416,9 +416,10 @@ public final class Runner: Sendable {
                 image: Files.absolute(path), modulesDirectory: modules.map(Files.absolute),
                 identity: "image:\(try Digest.sha256(file: path))"))
         case .git:
-            let throttle = ProgressThrottle(events: events)
+            let throttle = BuildProgress.Throttle(interval: 10)
             let builder = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory()) {
-                throttle.report($0)
+                [events] progress in
+                if throttle.due(progress) { events(.phase("build: \(progress.line)")) }
             }
             // The sva workload loads its driver as a module.
             var fragments = request.configFragments
@@ -483,29 +484,6 @@ enum PatchedQemu {
             throw HarnessError.infrastructure("scripts/build-qemu", "printed no executable path")
         }
         return path
-    }
-}
-
-/// Passes on a build's progress when its phase changes and every ten
-/// seconds in between, so a 3-minute build is a few lines, not thousands.
-/// `@unchecked`: its vars are read and written only with `lock` held.
-final class ProgressThrottle: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lastPhase: BuildProgress.Phase?
-    private var lastElapsed = -100.0
-    private let events: @Sendable (RunEvent) -> Void
-
-    init(events: @escaping @Sendable (RunEvent) -> Void) { self.events = events }
-
-    func report(_ progress: BuildProgress) {
-        lock.lock()
-        let due = progress.phase != lastPhase || progress.elapsed - lastElapsed >= 10
-        if due {
-            lastPhase = progress.phase
-            lastElapsed = progress.elapsed
-        }
-        lock.unlock()
-        if due { events(.phase("build: \(progress.line)")) }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import Synchronization
 
 /// What a long kernel build reports while it runs, for a terminal status line.
 public struct BuildProgress: Sendable, Equatable {
@@ -24,6 +25,25 @@ public struct BuildProgress: Sendable, Equatable {
         self.phase = phase
         self.objectsBuilt = objectsBuilt
         self.elapsed = elapsed
+    }
+
+    /// Which of a build's reports to pass on: every phase change, and one
+    /// every `interval` seconds within a phase, so a 3-minute build is a few
+    /// lines, not thousands. `kharness run` and the matrix both print through one.
+    public final class Throttle: Sendable {
+        private let interval: Double
+        /// The phase and the elapsed seconds of the last report passed on.
+        private let last = Mutex<(phase: Phase?, elapsed: Double)>((nil, -.infinity))
+
+        public init(interval: Double) { self.interval = interval }
+
+        public func due(_ progress: BuildProgress) -> Bool {
+            last.withLock { last in
+                guard progress.phase != last.phase || progress.elapsed - last.elapsed >= interval else { return false }
+                last = (progress.phase, progress.elapsed)
+                return true
+            }
+        }
     }
 
     /// `compile  1234 objects  2:05`, for a status line.

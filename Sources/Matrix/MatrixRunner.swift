@@ -377,7 +377,7 @@ final class KernelPreparation: Sendable {
                 let fragments = Self.effectiveFragments(cell)
                 let label = "\(cell.kernel)\(cell.series.map { " + \($0)" } ?? "") [\(fragments.joined(separator: ","))]"
                 events(.kernel("kernel \(label): building"))
-                let throttle = Throttle()
+                let throttle = BuildProgress.Throttle(interval: 15)
                 let builder = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory()) {
                     [events] progress in
                     if throttle.due(progress) { events(.kernel("kernel \(label): \(progress.line)")) }
@@ -400,23 +400,6 @@ final class KernelPreparation: Sendable {
             return .failed(status: .error, reason: error.description, evidence: [],
                            end: RunResult.End(error.kind),
                            log: Files.exists(logPath) ? logPath : nil)
-        }
-    }
-
-    /// A line per build phase and every 15 s within one.
-    /// `@unchecked`: its vars are read and written only with `lock` held.
-    final class Throttle: @unchecked Sendable {
-        private let lock = NSLock()
-        private var phase: BuildProgress.Phase?
-        private var last = -100.0
-
-        func due(_ progress: BuildProgress) -> Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            guard progress.phase != phase || progress.elapsed - last >= 15 else { return false }
-            phase = progress.phase
-            last = progress.elapsed
-            return true
         }
     }
 }
