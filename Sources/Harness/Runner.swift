@@ -414,7 +414,7 @@ public final class Runner: Sendable {
             }
             return PreparedKernel(artifacts: KernelArtifacts(
                 image: Files.absolute(path), modulesDirectory: modules.map(Files.absolute),
-                identity: "image:\(try Digest.sha256(file: path))"))
+                identity: try KernelImageFile.identity(of: path)))
         case .git:
             let throttle = BuildProgress.Throttle(interval: 10)
             let builder = KernelBuilder(cache: cache, configDirectory: try KernelBuilder.defaultConfigDirectory()) {

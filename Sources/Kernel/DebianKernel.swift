@@ -191,6 +191,13 @@ public enum KernelImageFile {
         }
     }
 
+    /// An `image:` kernel's identity: `image:<SHA-256 of the file>`, so the same
+    /// image under another path is the same kernel and one rebuilt in place
+    /// is not. The runner records it and the matrix groups cells by it.
+    public static func identity(of path: String) throws -> String {
+        "image:\(try Digest.sha256(file: path))"
+    }
+
     /// Puts an uncompressed Image at `destination`, consuming `source`.
     static func decompress(_ source: String, to destination: String) async throws {
         switch try format(of: source) {

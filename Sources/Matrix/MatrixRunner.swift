@@ -371,7 +371,7 @@ final class KernelPreparation: Sendable {
                 return .ready(identity: artifacts.identity, configHash: nil)
             case .image(let path, _):
                 try KernelImageFile.validate(path)
-                return .ready(identity: "image:\(try Digest.sha256(file: path))", configHash: nil)
+                return .ready(identity: try KernelImageFile.identity(of: path), configHash: nil)
             case .git:
                 try Files.createDirectory(directory)
                 let fragments = Self.effectiveFragments(cell)
