@@ -421,13 +421,8 @@ public final class Runner: Sendable {
                 [events] progress in
                 if throttle.due(progress) { events(.phase("build: \(progress.line)")) }
             }
-            // The sva workload loads its driver as a module.
-            var fragments = request.configFragments
-            if request.runsSvaWorkload, !fragments.contains("modules") {
-                fragments.append("modules")
-            }
             let build = try await builder.build(
-                SourceKernelRequest(spec: request.kernel, series: request.series, fragments: fragments),
+                SourceKernelRequest(spec: request.kernel, series: request.series, fragments: request.kernelFragments),
                 logPath: "\(directory)/build.log")
             return PreparedKernel(artifacts: build.artifacts, build: build)
         }
@@ -513,11 +508,4 @@ final class PhaseClock {
         timings[phase] = (seconds * 1000).rounded() / 1000
         timings["total"] = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
     }
-}
-
-extension RunRequest {
-    /// The built-in sva workload: it needs the accelerator driver (so a
-    /// kernel with modules), the workload program, and tolerates the SMMU
-    /// faults it provokes.
-    var runsSvaWorkload: Bool { workload == "sva" && workloadScript == nil }
 }

@@ -330,16 +330,14 @@ final class KernelPreparation: Sendable {
     }
 
     /// What makes two cells' kernels the same build: the spec, the series,
-    /// and the fragments the runner will use (the sva workload adds `modules`).
+    /// and the fragments the runner will use (``RunRequest/kernelFragments(_:workload:workloadScript:)``).
     static func key(_ cell: CellRecord) -> String {
         [cell.kernel, cell.series ?? "", effectiveFragments(cell).joined(separator: ",")].joined(separator: "\n")
     }
 
     static func effectiveFragments(_ cell: CellRecord) -> [String] {
         guard cell.kernel.hasPrefix("git:") else { return [] }
-        var fragments = cell.configFragments
-        if cell.workload == "sva", !fragments.contains("modules") { fragments.append("modules") }
-        return fragments
+        return RunRequest.kernelFragments(cell.configFragments, workload: cell.workload)
     }
 
     /// One task per distinct kernel, each starting when the previous one is done.

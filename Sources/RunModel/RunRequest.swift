@@ -34,3 +34,29 @@ public struct RunRequest: Sendable {
 
     public init(kernel: KernelSpec) { self.kernel = kernel }
 }
+
+extension RunRequest {
+    /// The built-in sva workload: it needs the accelerator driver (so a
+    /// kernel with modules), the workload program, and tolerates the SMMU
+    /// faults it provokes. A user's script is not it, whatever the workload's name.
+    public static func runsSvaWorkload(workload: String, workloadScript: String?) -> Bool {
+        workload == "sva" && workloadScript == nil
+    }
+
+    public var runsSvaWorkload: Bool { Self.runsSvaWorkload(workload: workload, workloadScript: workloadScript) }
+
+    /// The fragments a `git:` kernel is built with for this workload: the sva
+    /// workload loads its driver as a module, so it adds `modules`. The runner
+    /// builds with these and the matrix prepares its kernels with them, so the
+    /// kernel a matrix built is the one its cells' runs find in the cache.
+    public static func kernelFragments(_ fragments: [String], workload: String, workloadScript: String? = nil) -> [String] {
+        guard runsSvaWorkload(workload: workload, workloadScript: workloadScript), !fragments.contains("modules") else {
+            return fragments
+        }
+        return fragments + ["modules"]
+    }
+
+    public var kernelFragments: [String] {
+        Self.kernelFragments(configFragments, workload: workload, workloadScript: workloadScript)
+    }
+}
