@@ -1,3 +1,4 @@
+import Store
 import Support
 
 /// Everything a report shows from the guest (titles, excerpts, reasons, even
@@ -34,7 +35,5 @@ enum Escape {
     }
 
     /// Cuts to at most `limit` characters, marking the cut.
-    static func truncate(_ text: String, _ limit: Int) -> String {
-        text.count <= limit ? text : String(text.prefix(max(0, limit - 1))) + "…"
-    }
+    static func truncate(_ text: String, _ limit: Int) -> String { TextTable.truncate(text, limit) }
 }

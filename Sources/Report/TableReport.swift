@@ -1,3 +1,5 @@
+import Store
+
 /// The terminal table: one line per run, then the issues, then totals.
 public enum TableReport {
     public static func render(_ report: MatrixReport, width: Int = 160) -> String {
@@ -5,7 +7,11 @@ public enum TableReport {
         var header = ["KERNEL", "CONFIG", "MACHINE", "WORKLOAD", "#", "STATUS"]
         if compared { header.append("CHANGE") }
         header.append("REASON")
-        var rows: [[String]] = report.cells.map { cell in
+        var table = TextTable(header: header)
+        table.rule = false
+        // The reason takes what is left of the line.
+        table.width = width
+        table.rows = report.cells.map { cell in
             var row = [cell.kernelLabel, cell.configLabel, cell.result.machine,
                        cell.scenarios.isEmpty ? cell.result.workload
                            : "\(cell.result.workload) [\(cell.scenarios.joined(separator: ","))]",
@@ -14,21 +20,9 @@ public enum TableReport {
             row.append(cell.result.reason)
             return row.map { Escape.truncate(Escape.line($0), 60) }
         }
-        rows.insert(header, at: 0)
-        var widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        // The reason takes what is left of the line.
-        let fixed = widths.dropLast().reduce(0, +) + 2 * (widths.count - 1)
-        widths[widths.count - 1] = max(20, min(widths[widths.count - 1], width - fixed))
         var out = "matrix run \(Escape.line(report.id))"
         if let baseline = report.baselineID { out += ", compared with \(Escape.line(baseline))" }
-        out += "\n\n"
-        for row in rows {
-            let cells = row.enumerated().map { column, text -> String in
-                let cut = Escape.truncate(text, widths[column])
-                return column == row.count - 1 ? cut : cut.padding(toLength: widths[column], withPad: " ", startingAt: 0)
-            }
-            out += cells.joined(separator: "  ") + "\n"
-        }
+        out += "\n\n" + table.render()
         if !report.issues.isEmpty {
             out += "\nissues:\n"
             for issue in report.issues {

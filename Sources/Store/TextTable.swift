@@ -2,9 +2,18 @@ import Foundation
 
 /// A plain-text table for terminals: columns padded to their widest cell,
 /// a rule under the header. Cells are single lines (newlines become spaces).
+/// The one table renderer: the comparison, the run summary and the report's
+/// table (no rule, a line width) all lay out through it.
 public struct TextTable: Sendable {
     public var header: [String]
     public var rows: [[String]] = []
+    /// Dashes under the header.
+    public var rule = true
+    /// The line's width: the last column gets what the others leave of it,
+    /// at least `minimumLastColumn` characters, its longer cells cut
+    /// (``truncate(_:_:)``). nil: the last column is as wide as its widest cell.
+    public var width: Int?
+    public var minimumLastColumn = 20
 
     public init(header: [String]) { self.header = header }
 
@@ -16,15 +25,26 @@ public struct TextTable: Sendable {
                 i < row.count ? row[i].replacingOccurrences(of: "\n", with: " ") : ""
             }
         }
-        let widths = (0..<header.count).map { i in all.map { $0[i].count }.max() ?? 0 }
+        var widths = (0..<header.count).map { i in all.map { $0[i].count }.max() ?? 0 }
+        if let width, !widths.isEmpty {
+            let fixed = widths.dropLast().reduce(0, +) + 2 * (widths.count - 1)
+            widths[widths.count - 1] = max(minimumLastColumn, min(widths[widths.count - 1], width - fixed))
+        }
         func line(_ row: [String]) -> String {
             zip(row, widths).enumerated().map { i, pair in
-                i == row.count - 1 ? pair.0 : pair.0.padding(toLength: pair.1, withPad: " ", startingAt: 0)
+                let cell = Self.truncate(pair.0, pair.1)
+                return i == row.count - 1 ? cell : cell.padding(toLength: pair.1, withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
         }
-        var text = line(all[0]) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+        var text = line(all[0]) + "\n"
+        if rule { text += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         for row in all.dropFirst() { text += line(row) + "\n" }
         return text
+    }
+
+    /// Cuts to at most `limit` characters, marking the cut.
+    public static func truncate(_ text: String, _ limit: Int) -> String {
+        text.count <= limit ? text : String(text.prefix(max(0, limit - 1))) + "…"
     }
 }
 
