@@ -12,7 +12,31 @@ import Foundation
 /// - ``reportTitle(_:)``: kernel report titles, one pass, so a `0x` inside a number
 ///   ("10x5") or with no hex digits ("0x") differs from `digitRuns(addresses: true)`.
 /// - ``wholeNumbers(_:)``: the failure a bisect hunts: whole words only, marked `#`.
+///
+/// One more rule shapes titles themselves before any of these sees them:
+/// ``titleNumbers(_:)``.
 public enum NumberMask {
+    /// A report title's own numbers (a panic message, a KASAN function's
+    /// suffix): a decimal number that does not continue an identifier becomes
+    /// `NUM`, as syzkaller spells its titles, so the title a user reads does
+    /// not change from run to run.
+    public static func titleNumbers(_ s: String) -> String {
+        var out = ""
+        var inNumber = false
+        var previous: Character = " "
+        for c in s {
+            if c.isASCII && c.isNumber && !(previous.isLetter || previous == "_") || (inNumber && c.isNumber) {
+                if !inNumber { out += "NUM" }
+                inNumber = true
+            } else {
+                inNumber = false
+                out.append(c)
+            }
+            previous = c
+        }
+        return out
+    }
+
     /// Every digit run becomes `N`; with `addresses`, every `0x<hex digits>` first
     /// becomes `N` as a whole. Without it, "0xa" is "Nxa".
     public static func digitRuns(_ text: String, addresses: Bool) -> String {

@@ -166,7 +166,7 @@ extension ReportKind {
                 // These keep the header's name as printed (".part.N" and all), numbers replaced.
                 let fn = rest.range(of: " in ").flatMap { Frames.function(atStartOf: rest[$0.upperBound...]) }
                 let suffix = rest.contains(" at addr ") ? " at addr ADDR" : ""
-                return Head("KASAN: \(bug)", function: fn.map(Title.numbersReplaced), suffix: suffix, corrupted: true, verbatim: true)
+                return Head("KASAN: \(bug)", function: fn.map(NumberMask.titleNumbers), suffix: suffix, corrupted: true, verbatim: true)
             },
             culprit: .headerThenStack, skip: FrameSet(exact: ["do_tag_check_fault", "do_mem_abort", "el1_abort", "el1h_64_sync_handler"])
         ),
@@ -586,7 +586,7 @@ extension ReportKind {
                     if let plus = w.range(of: "+0x") { return String(w[..<plus.lowerBound]) }
                     return String(w)
                 }
-                return Head(Title.numbersReplaced(words.joined(separator: " ")), culprit: Culprit.none)
+                return Head(NumberMask.titleNumbers(words.joined(separator: " ")), culprit: Culprit.none)
             },
             culprit: .none, needsStack: false
         ),
@@ -604,7 +604,7 @@ extension ReportKind {
                     return Head(("trusty: ASSERT FAILED: " + expr).trimmingCharacters(in: .whitespaces))
                 }
                 message = message.trimmingCharacters(in: .whitespaces)
-                return Head("trusty: panic: " + Title.numbersReplaced(message))
+                return Head("trusty: panic: " + NumberMask.titleNumbers(message))
             },
             culprit: .none, needsStack: false
         ),
@@ -687,25 +687,7 @@ enum Title {
         for sep in [" exitcode=", " - ", ": 0x", " 0x", " ..."] {
             if let r = t.range(of: sep) { t = String(t[..<r.lowerBound]) }
         }
-        return numbersReplaced(t.trimmingCharacters(in: .whitespaces))
-    }
-
-    /// Decimal numbers become NUM, so a title does not change from run to run.
-    static func numbersReplaced(_ s: String) -> String {
-        var out = ""
-        var inNumber = false
-        var previous: Character = " "
-        for c in s {
-            if c.isASCII && c.isNumber && !(previous.isLetter || previous == "_") || (inNumber && c.isNumber) {
-                if !inNumber { out += "NUM" }
-                inNumber = true
-            } else {
-                inNumber = false
-                out.append(c)
-            }
-            previous = c
-        }
-        return out
+        return NumberMask.titleNumbers(t.trimmingCharacters(in: .whitespaces))
     }
 
     /// "fs/ext4/xattr.c:1058 at …": the new WARNING header that starts with the location.
