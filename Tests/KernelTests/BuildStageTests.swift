@@ -7,8 +7,9 @@ import XCTest
 
 /// `KernelBuilder.build`'s stages: the cache key every stored kernel is found
 /// by, bad input found before any lock or clone, and whole builds (a miss, a
-/// hit, a rebuild, a series) around a stand-in make that writes a kernel's
-/// artifacts without compiling, so build.json is checked field by field.
+/// hit, a rebuild, a series, a compiler error, a cache removed during make)
+/// around a stand-in make that writes a kernel's artifacts without compiling,
+/// so build.json is checked field by field.
 final class BuildStageTests: XCTestCase {
     var root = ""
     var savedPath = ""
@@ -79,7 +80,9 @@ final class BuildStageTests: XCTestCase {
 
     /// A small tree with the tree's scripts/kconfig/merge_config.sh stood in,
     /// a make first in PATH that configures by copying and "compiles" by
-    /// writing the artifacts, and a `base` fragment.
+    /// writing the artifacts, and a `base` fragment. The cache is `<root>/cache`;
+    /// a `<root>/break` file makes the compile fail, `<root>/vanish` makes it
+    /// remove the cache first.
     func standIns() async throws -> (tree: String, builder: KernelBuilder, makeCalls: String) {
         for tool in ["aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld"] {
             guard (try? await Command.run(tool, ["--version"]))?.succeeded == true else {
@@ -119,6 +122,11 @@ final class BuildStageTests: XCTestCase {
             olddefconfig) ;;
             Image)
                 echo "  CC      kernel/fork.o"
+                if [ -e '\(root)/vanish' ]; then
+                    rm -rf '\(root)/cache'
+                    echo "kernel/fork.c:1: fatal error: opening dependency file kernel/.fork.o.d: No such file or directory"
+                    exit 2
+                fi
                 if [ -e '\(root)/break' ]; then
                     echo "kernel/fork.c:1:5: error: expected ';' before 'int'"
                     exit 2
@@ -226,6 +234,25 @@ final class BuildStageTests: XCTestCase {
         try FileManager.default.removeItem(atPath: root + "/break")
         let built = try await builder.build(SourceKernelRequest(tree: tree, revision: "HEAD"), logPath: log)
         XCTAssertFalse(built.cacheHit)
+    }
+
+    /// The cache removed while make runs: the build ends as an infrastructure
+    /// error naming the object directory, not as the kernel's BUILD_FAIL.
+    func testACacheRemovedDuringMakeIsAnInfrastructureErrorNotBuildFail() async throws {
+        let (tree, builder, _) = try await standIns()
+        let cache = root + "/cache"
+        try Files.writeAtomically("", to: root + "/vanish")
+        do {
+            _ = try await builder.build(SourceKernelRequest(tree: tree, revision: "HEAD"))
+            XCTFail("the build succeeded")
+        } catch let failure as KernelBuildFailure {
+            XCTFail("the kernel was blamed: \(failure)")
+        } catch let error as HarnessError {
+            XCTAssertEqual(error.kind, .infrastructure)
+            XCTAssertTrue(error.input.hasPrefix(cache + "/kernel-work/"), error.description)
+            XCTAssertEqual(error.reason, "the build's work tree or object directory disappeared during the build")
+        }
+        XCTAssertFalse(Files.exists(cache))
     }
 
     /// A series moves the built commit off the base, adds the patch phase
