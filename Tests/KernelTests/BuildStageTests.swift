@@ -1,5 +1,6 @@
 import Foundation
 import Support
+import Synchronization
 import VCS
 import XCTest
 
@@ -282,17 +283,14 @@ final class BuildStageTests: XCTestCase {
 }
 
 /// Build phases as a progress callback reports them.
-final class PhaseLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var phases: [BuildProgress.Phase] = []
+final class PhaseLog: Sendable {
+    private let phases = Mutex<[BuildProgress.Phase]>([])
 
     func append(_ phase: BuildProgress.Phase) {
-        lock.lock()
-        defer { lock.unlock() }
         // The compile phase reports once more per object line.
-        if phases.last != phase { phases.append(phase) }
+        phases.withLock { if $0.last != phase { $0.append(phase) } }
     }
 
-    var all: [BuildProgress.Phase] { lock.lock(); defer { lock.unlock() }; return phases }
-    func clear() { lock.lock(); phases = []; lock.unlock() }
+    var all: [BuildProgress.Phase] { phases.withLock { $0 } }
+    func clear() { phases.withLock { $0 = [] } }
 }

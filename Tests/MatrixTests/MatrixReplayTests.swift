@@ -3,6 +3,7 @@ import KernelTestSupport
 import Machine
 import RunModel
 import Support
+import Synchronization
 import XCTest
 
 @testable import Matrix
@@ -117,10 +118,9 @@ final class MatrixReplayTests: XCTestCase {
 }
 
 /// The machines a backend factory was asked for.
-final class MachinesPlayed: @unchecked Sendable {
-    private let lock = NSLock()
-    private var machines: [String] = []
+final class MachinesPlayed: Sendable {
+    private let machines = Mutex<[String]>([])
 
-    func append(_ machine: String) { lock.lock(); machines.append(machine); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return machines }
+    func append(_ machine: String) { machines.withLock { $0.append(machine) } }
+    var all: [String] { machines.withLock { $0 } }
 }
