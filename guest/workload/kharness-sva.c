@@ -1211,15 +1211,19 @@ static void scenario_uio_exit_open(void)
 }
 
 struct uio_second {
-	struct gate opened, closed;
+	struct gate go, opened, closed;
 };
 
-/* The second opener: binds, works, waits until the first has closed, works. */
+/*
+ * The second opener, forked before the first opens (so it holds no copy of
+ * the first's file): binds, works, waits until the first has closed, works.
+ */
 static void uio_second_opener(void *arg)
 {
 	struct uio_second *u = arg;
 	struct uio_dev dev;
 
+	gate_pass(&u->go);
 	if (uio_open(&dev)) {
 		gate_open(&u->opened, 1);
 		return;
@@ -1234,8 +1238,8 @@ static void uio_second_opener(void *arg)
 }
 
 /*
- * Two processes hold the uio file at once, each with its own binding; the
- * first closes; the second must keep working. (A driver that keeps one
+ * Two processes hold their own uio files at once, each with its own binding;
+ * the first closes; the second must keep working. (A driver that keeps one
  * handle per device unbinds the second's binding at the first's release.)
  */
 static void scenario_uio_two_openers(void)
@@ -1244,19 +1248,27 @@ static void scenario_uio_two_openers(void)
 	struct uio_dev dev;
 	pid_t pid;
 
+	gate_init(&u.go);
 	gate_init(&u.opened);
 	gate_init(&u.closed);
-	if (uio_open(&dev))
-		return;
-	uio_work(&dev, "first opener");
 	pid = spawn(uio_second_opener, &u);
+	if (uio_open(&dev)) {
+		gate_open(&u.go, 1);
+		gate_open(&u.closed, 1);
+		reap(pid, "second opener");
+		goto out;
+	}
+	uio_work(&dev, "first opener");
+	gate_open(&u.go, 1);
 	gate_pass(&u.opened);
 	uio_close(&dev, "close first-of-two");
 	gate_open(&u.closed, 1);
 	reap_ok(pid, "second opener");
+	pass_note("two processes bound /dev/uio at once; the second kept working after the first closed");
+out:
+	gate_close(&u.go);
 	gate_close(&u.opened);
 	gate_close(&u.closed);
-	pass_note("two processes bound /dev/uio at once; the second kept working after the first closed");
 }
 
 /* -------------------------------------------------------------- scenarios */
