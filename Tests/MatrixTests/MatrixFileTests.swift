@@ -52,6 +52,25 @@ final class MatrixFileTests: XCTestCase {
         XCTAssertEqual(Set(cells.map(\.key)).count, 9)
     }
 
+    /// The binding-pattern example: four kernels clean and planted, three patterns as machines.
+    func testThePatternExampleCrossesKernelsSeedsAndPatterns() async throws {
+        let example = Checkout.root + "/examples/sva-patterns.yaml"
+        var text = try String(contentsOfFile: example, encoding: .utf8)
+        for version in ["6.1", "6.12", "7.2", "7.3"] {
+            text = text.replacingOccurrences(of: "/var/cache/kharness/kernel-source/linux-\(version)@",
+                                             with: try await KernelSources.tree(version) + "@")
+        }
+        let matrix = try MatrixFile.parse(text, file: example)
+        XCTAssertEqual(matrix.kernels.map(\.name), ["6.1", "6.1+seed", "6.12", "6.12+seed", "7.2", "7.2+seed", "7.3", "7.3+seed"])
+        XCTAssertEqual(matrix.kernels.compactMap(\.series).map { URL(fileURLWithPath: $0).lastPathComponent },
+                       ["pasid-uaf-6.1.patch", "pasid-uaf-6.12.patch", "pasid-uaf-7.x.patch", "pasid-uaf-7.x.patch"])
+        for series in matrix.kernels.compactMap(\.series) {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: series), series)
+        }
+        XCTAssertEqual(matrix.machines.map(\.cmdline), [[], ["kharness.sva.pattern=uacce"], ["kharness.sva.pattern=deferred"]])
+        XCTAssertEqual(matrix.expand(runID: "r").count, 24)
+    }
+
     func testScenarioSetsAreCellsAndSeriesCanBeDropped() throws {
         let dir = NSTemporaryDirectory() + "kharness-matrix-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir + "/patches", withIntermediateDirectories: true)
