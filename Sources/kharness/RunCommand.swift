@@ -47,6 +47,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Extra kernel command line argument (repeatable).")
     var append: [String] = []
 
+    @Option(help: "sva workload: how the driver binds: careful (default), uacce, deferred, or uio (7.x, with the uio config fragment).")
+    var svaPattern: String?
+
     @Option(help: "A YAML file of known-benign kernel reports to suppress (by title or signature).")
     var suppressions: String?
 
@@ -84,7 +87,7 @@ struct RunCommand: AsyncParsableCommand {
             request.bootTimeout = bootTimeout
             request.totalTimeout = timeout
             request.vcpus = vcpus
-            request.extraCmdline = append
+            request.extraCmdline = append + (svaPattern.map { ["kharness.sva.pattern=\($0)"] } ?? [])
             request.resultsRoot = results
             request.suppressionsFile = suppressions
             request.connectionURI = connect
