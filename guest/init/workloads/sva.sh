@@ -233,8 +233,6 @@ hand_over_trace() {
 	fi
 }
 
-# The driver: a missing device or module is reported by the workload as
-# the reason every scenario is skipped.
 # The uio pattern: sva-accel goes to uio_pci_generic_sva (it has no ID
 # table: new_id gives it the device), which binds each opener in open().
 uio_setup() {
@@ -258,6 +256,8 @@ uio_setup() {
 	note "sva-accel on $KHARNESS_UIO ($(readlink "/sys/class/uio/$uio/device" | sed 's,.*/,,'))"
 }
 
+# The driver: a missing device or module is reported by the workload as
+# the reason every scenario is skipped.
 setup_error=
 if [ "$pattern" = uio ]; then
 	uio_setup
