@@ -1102,26 +1102,13 @@ static void uio_run(struct uio_dev *dev, int slot, unsigned int pasid,
 	job_evidence(job, "done");
 }
 
-/* A buffer of @len bytes, every page faulted in (nothing pins for uio). */
-static uint8_t *uio_buffer(size_t len, uint8_t fill)
-{
-	uint8_t *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (buf == MAP_FAILED) {
-		fail("mmap %zu bytes: %s", len, strerror(errno));
-		return NULL;
-	}
-	memset(buf, fill, len);
-	return buf;
-}
-
 /* Fill, copy and checksum through the binding, every byte checked. */
 static bool uio_work(struct uio_dev *dev, const char *who)
 {
 	const size_t len = 4 * page_size;
 	struct sva_accel_job job;
-	uint8_t *src = uio_buffer(len, 0x11), *dst = uio_buffer(len, 0);
+	/* map_filled's memset faults every page in: nothing pins for uio. */
+	uint8_t *src = map_filled(len, 0x11), *dst = map_filled(len, 0);
 	bool ok = false;
 	size_t i;
 
