@@ -88,7 +88,7 @@ public struct KernelReport: Codable, Sendable, Equatable {
     /// Records are read back from files and databases written by other versions, so
     /// a string this version does not know decodes to ``unrecognized(_:)`` and
     /// encodes back unchanged, instead of making the whole record unreadable.
-    public enum Category: Hashable, Sendable, CaseIterable, RawRepresentable, Codable, CustomStringConvertible {
+    public enum Category: Hashable, Sendable, CaseIterable, OpenStringSet {
         case kasan, kfence, kmsan, kcsan, ubsan, oops, bug, warning, refcount, lockdep
         /// "atomic-sleep"
         case atomicSleep
@@ -138,18 +138,6 @@ public struct KernelReport: Codable, Sendable, Equatable {
             case .pasidLifetime: "pasid-lifetime"
             case .unrecognized(let text): text
             }
-        }
-
-        public var description: String { rawValue }
-
-        // As a bare string, the way records have always spelled it.
-        public init(from decoder: Decoder) throws {
-            self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
         }
     }
 
@@ -213,5 +201,26 @@ public struct SmmuEvent: Codable, Sendable, Equatable {
         self.client = client
         self.raw = raw
         self.line = line
+    }
+}
+
+/// A closed set of names with a catch-all for names another version wrote: every
+/// string is a value (``init(rawValue:)`` never fails), and records spell a value as
+/// the bare string, so result.json and the database read as they always have. The
+/// catch-all's payload rules out the standard library's RawRepresentable Codable.
+public protocol OpenStringSet: RawRepresentable, Codable, CustomStringConvertible where RawValue == String {
+    init(rawValue: String)
+}
+
+extension OpenStringSet {
+    public var description: String { rawValue }
+
+    public init(from decoder: Decoder) throws {
+        self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
     }
 }

@@ -5,7 +5,7 @@ import Classify
 /// the strings it always was ("kasan", "pasid-lifetime", "verdict", "build") in
 /// `compare --json`, KCIDB and mail; the database keeps a report's category as the
 /// classifier's string, which this reads with ``init(rawValue:)``.
-public enum IssueCategory: Hashable, Sendable, Codable, RawRepresentable, CustomStringConvertible {
+public enum IssueCategory: Hashable, Sendable, OpenStringSet {
     /// A kernel report of this category, a PASID lifetime violation included
     /// (``pasidLifetime``).
     case report(KernelReport.Category)
@@ -40,16 +40,5 @@ public enum IssueCategory: Hashable, Sendable, Codable, RawRepresentable, Custom
         case .build: "build"
         case .other(let text): text
         }
-    }
-
-    public var description: String { rawValue }
-
-    public init(from decoder: Decoder) throws {
-        self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
     }
 }

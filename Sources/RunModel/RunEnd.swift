@@ -11,7 +11,7 @@ extension RunResult {
     /// Records are read back from files and databases written by older harnesses, so a
     /// string this version does not know decodes to ``other(_:)`` and encodes back
     /// unchanged, instead of making the whole record unreadable.
-    public enum End: Hashable, Sendable, Codable, RawRepresentable, CustomStringConvertible {
+    public enum End: Hashable, Sendable, OpenStringSet {
         /// The guest printed the done marker or powered off by itself.
         case finished
         /// A phase ran past its deadline and the harness stopped the guest.
@@ -94,23 +94,10 @@ extension RunResult {
             self = kind == .badInput ? .badInput : .infrastructure
         }
 
-        public var description: String { rawValue }
-
         /// A string this version does not write.
         public var isOther: Bool {
             if case .other = self { return true }
             return false
-        }
-
-        // As a bare string, like RawRepresentable's own Codable (which the `.other`
-        // payload rules out synthesizing).
-        public init(from decoder: Decoder) throws {
-            self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
         }
     }
 }
