@@ -2424,8 +2424,8 @@ static void scenario_munmap_dma(void)
 	struct buf src = { 0 };
 	struct sva_accel_job job;
 	unsigned int pasid;
-	size_t len = 2 * page_size;
-	uint8_t *x, *y;
+	size_t len = 2 * page_size, big_len;
+	uint8_t *x, *y, *big;
 	int fd, ret;
 
 	fd = dev_open();
@@ -2505,8 +2505,32 @@ static void scenario_munmap_dma(void)
 			break;
 		}
 	}
+	/*
+	 * 512 pages or more at once: arm-smmu-v3's notifier invalidates the
+	 * whole ASID instead of the range (CMDQ_MAX_TLBI_OPS), a path of its
+	 * own that must leave no translation behind either.
+	 */
+	big_len = 512 * page_size + page_size;
+	big = map_filled(big_len, 0x42);
+	if (!big)
+		goto out;
+	job = job_checksum(big, big_len);
+	ret = dev_submit(fd, &job, 1, 0);
+	if (ret || job.status != SVA_ACCEL_ST_DONE || job.result != fnv1a(big, big_len))
+		fail("checksum of %zu bytes: %s, status %s", big_len,
+		     ret ? strerror(-ret) : "ok", status_name(job.status));
+	mark_range("unmapping", pasid, big, big_len);
+	if (munmap(big, big_len)) {
+		fail("munmap of %zu bytes: %s", big_len, strerror(errno));
+		goto out;
+	}
+	mark_range("unmapped", pasid, big, big_len);
+	expect_fault(fd, job_checksum(big, big_len), SVA_ACCEL_ST_FAULT_READ,
+		     "read of an unmapped buffer of 513 pages");
+	/* The device is idle; the buffers below may be mapped there. */
+	mark_range("remapping", pasid, big, big_len);
 	work_and_verify(fd, pasid, 1, "after-munmap");
-	pass_note("unmapped and read-only buffers faulted (%s); remapped pages were read fresh",
+	pass_note("unmapped (2 and 513 pages) and read-only buffers faulted (%s); remapped pages were read fresh",
 		  sva_mode() ? "device faults, no prefault" : "pinning refused");
 out:
 	buf_free(&src);
