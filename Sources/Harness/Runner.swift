@@ -341,7 +341,11 @@ public final class Runner: Sendable {
         try deviceRecords?.keep(in: directory)
         let device = DeviceRecordsFile.oracle(deviceRecords, trace: watched.trace, directory: directory,
                                               bindingsTraced: bindingsTraced)
-        return Evidence(violations: watched.lifecycle.violations + device.violations,
+        // The SMMU's own word (the console's events) on a descriptor deactivated under DMA;
+        // only where the sva workload's driver binds (its trace says which PASIDs are whose).
+        let descriptors = bindingsTraced && !watched.trace.isEmpty
+            ? ContextDescriptorOracle.judge(smmuEvents: watched.analysis.smmuEvents, events: watched.trace.events) : []
+        return Evidence(violations: watched.lifecycle.violations + device.violations + descriptors,
                         traceUntrusted: watched.trace.untrusted, deviceNotes: device.notes,
                         deviceFloodBytes: deviceRecords.flatMap { $0.sawFlood ? $0.size : nil })
     }
@@ -374,7 +378,9 @@ public final class Runner: Sendable {
     /// purpose and checks every job's status itself, so the SMMU's fault
     /// records are its evidence, not kernel failures. Configuration errors
     /// the driver should never provoke (C_BAD_STE, CMD_SYNC timeouts, storms)
-    /// still fail the run.
+    /// still fail the run. C_BAD_CD is not one the workload provokes: it stays
+    /// here as a report because `ContextDescriptorOracle` judges it, with the
+    /// PASID's bindings, under its own title.
     static let svaExpectedFaults: [Suppressions.Rule] = [
         "arm-smmu-v3: F_TRANSLATION event", "arm-smmu-v3: F_PERMISSION event", "arm-smmu-v3: F_ACCESS event",
         "arm-smmu-v3: F_ADDR_SIZE event", "arm-smmu-v3: C_BAD_SUBSTREAMID event", "arm-smmu-v3: C_BAD_CD event",

@@ -193,6 +193,10 @@ final class SvaMachineTests: XCTestCase {
         for (patch, scenario, titleSuffix) in deviceSide {
             _ = try await plantedDeviceRun(patch, scenario: scenario, titleSuffix: titleSuffix, tree: tree)
         }
+        let deactivated = try await svaRun(tree: tree, series: Checkout.root + "/guest/patches/cd-deactivate-6.1.patch",
+                                           scenarios: ["exit-inflight-dma"])
+        XCTAssertEqual(deactivated.status, .fail, deactivated.reason)
+        XCTAssertTrue(deactivated.reason.hasPrefix("context descriptor of PASID "), deactivated.reason)
     }
 
     /// The newest kernels Debian ships: 7.2, and 7.3, whose Kconfig renamed PROC_SYSCTL
@@ -427,6 +431,27 @@ final class SvaMachineTests: XCTestCase {
         XCTAssertEqual(kasan.status, .fail, kasan.reason)
         XCTAssertTrue(kasan.reason.hasSuffix(" reached a page other than its own"), kasan.reason)
         XCTAssertEqual(kasan.reports.filter { $0.category == .kasan }, [])
+    }
+
+    /// The release notifier clears the exiting address space's context descriptor instead
+    /// of quiescing it (the SVA maintainer's rule of 2022): the DMA still in flight meets an
+    /// invalid descriptor and the SMMU reports C_BAD_CD. The DMA faults either way and no
+    /// kernel check fires, so before this oracle the planted kernel passed every scenario
+    /// (the event was taken for one the workload provokes). Plain and KASAN kernels.
+    func testPlantedDeactivatedDescriptorFailsWithTheQuiesceTitle() async throws {
+        try await expectClean("exit-inflight-dma")
+        for kasan in [false, true] {
+            let planted = try await svaRun(series: Checkout.root + "/guest/patches/cd-deactivate-6.12.patch",
+                                           scenarios: ["exit-inflight-dma"], kasan: kasan)
+            XCTAssertEqual(planted.status, .fail, planted.reason)
+            XCTAssertTrue(planted.reason.hasPrefix("context descriptor of PASID ")
+                          && planted.reason.hasSuffix(" deactivated while its device still used it (C_BAD_CD)"), planted.reason)
+            let violation = try XCTUnwrap(planted.lifecycleViolations.first)
+            XCTAssertTrue(violation.evidence.contains { $0.hasSuffix("(the address space torn down while still bound)") },
+                          "\(violation.evidence)")
+            XCTAssertTrue(planted.scenarios.allSatisfy { $0.status == .pass }, "the workload itself sees nothing wrong")
+            XCTAssertEqual(planted.reports.filter { $0.category == .kasan }, [])
+        }
     }
 
     /// The IOMMU core detaches the PASID on the first of two bindings' unbinds (one
