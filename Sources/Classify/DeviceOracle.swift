@@ -87,10 +87,10 @@ public struct CounterClock: Sendable, Equatable {
 /// Every order is on the shared clock (`CounterClock`) and only an access
 /// whose whole interval is on one side counts.
 public struct DeviceOracle: Sendable {
-    public private(set) var violations: [PasidLifecycleOracle.Violation] = []
+    public internal(set) var violations: [PasidLifecycleOracle.Violation] = []
     /// Why the oracle could not judge, or what looked wrong in the records;
     /// for the run's evidence, never a verdict on their own.
-    public private(set) var notes: [String] = []
+    public internal(set) var notes: [String] = []
     public private(set) var clock: CounterClock?
 
     public static let releaseEvent = "mmu_notifier_release_ret"
@@ -105,6 +105,7 @@ public struct DeviceOracle: Sendable {
         if log.rejectedLines > 0 { notes.append("device records: \(log.rejectedLines) malformed lines skipped") }
         if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
         if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
+        judgeStaleTlbHits(log: log)
         guard !log.records.isEmpty else { return }
         guard let hz = log.counterHz else {
             notes.append("device records: no header, so no counter frequency: not judged")
