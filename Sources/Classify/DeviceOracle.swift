@@ -60,7 +60,8 @@ public struct CounterClock: Sendable, Equatable {
 /// Joins the device's records with the kernel's trace: the device-side
 /// oracles of issue 12, the first three a successful DMA at a time the kernel
 /// had promised the device could not reach the memory, the fourth a DMA that
-/// faulted where the kernel had promised it would reach it:
+/// faulted where the kernel had promised it would reach it, the fifth a DMA
+/// that reached memory the kernel had promised was another's:
 /// - the 2022 bug's own damage: a DMA through a PASID that succeeded after
 ///   its address space was torn down and before the binding was released.
 ///   "Torn down" is the return of `__mmu_notifier_release()` in the task that
@@ -83,6 +84,10 @@ public struct CounterClock: Sendable, Equatable {
 ///   since: the PASID's context descriptor was cleared or replaced under the
 ///   binding (judged only in a whole trace: a lost unbind or `exit_mmap`
 ///   would make a dead binding look live).
+/// - another address space's damage: a DMA that reached a physical page other
+///   than the one its process had claimed at that address (`OwnedMarker`):
+///   a page of another process, one freed, or one nobody claimed
+///   (`judgeDmaToOtherPages`, judged only in a whole trace).
 ///
 /// Every order is on the shared clock (`CounterClock`) and only an access
 /// whose whole interval is on one side counts.
@@ -128,9 +133,10 @@ public struct DeviceOracle: Sendable {
         if traceComplete {
             judgeDmaWithoutBinding(log: log, events: events, clock: clock)
             judgeFaultsWhileBound(log: log, traceLines: traceLines, events: events, clock: clock)
+            judgeDmaToOtherPages(log: log, traceLines: traceLines, events: events, clock: clock)
         } else {
-            notes.append("device records: the trace is not whole, so DMA outside every binding "
-                + "and faults while a binding was live are not judged")
+            notes.append("device records: the trace is not whole, so DMA outside every binding, "
+                + "faults while a binding was live and DMA to pages other than the process's own are not judged")
         }
     }
 

@@ -541,8 +541,8 @@ final class DeviceOracleTests: XCTestCase {
         let o = oracle([Self.header, Self.access(1.43), Self.access(1.44, outcome: "fault")])
         XCTAssertEqual(o.violations, [])
         XCTAssertEqual(o.notes.filter { $0.contains("not whole") },
-                       ["device records: the trace is not whole, so DMA outside every binding "
-                        + "and faults while a binding was live are not judged"])
+                       ["device records: the trace is not whole, so DMA outside every binding, faults while a "
+                        + "binding was live and DMA to pages other than the process's own are not judged"])
     }
 
     /// Faults the workload and the kernel may cause: on a page the device never reached,

@@ -53,7 +53,7 @@ final class MatrixFileTests: XCTestCase {
     }
 
     /// The binding-pattern example: four kernels clean and seeded, the device-side plants of
-    /// 6.12 and 6.1, three patterns as machines.
+    /// 6.12, 7.x and 6.1, three patterns as machines.
     func testThePatternExampleCrossesKernelsSeedsAndPatterns() async throws {
         let example = Checkout.root + "/examples/sva-patterns.yaml"
         var text = try String(contentsOfFile: example, encoding: .utf8)
@@ -64,16 +64,18 @@ final class MatrixFileTests: XCTestCase {
         let matrix = try MatrixFile.parse(text, file: example)
         XCTAssertEqual(matrix.kernels.map(\.name), ["6.1", "6.1+seed", "6.12", "6.12+seed", "7.2", "7.2+seed", "7.3", "7.3+seed",
                                                     "6.12+dma-after-release", "6.12+stale-iotlb", "6.12+sva-detach-early",
+                                                    "6.12+asid-reuse", "7.2+asid-reuse", "7.3+asid-reuse",
                                                     "6.1+dma-after-release", "6.1+stale-iotlb", "6.1+sva-detach-early"])
         XCTAssertEqual(matrix.kernels.compactMap(\.series).map { URL(fileURLWithPath: $0).lastPathComponent },
                        ["pasid-uaf-6.1.patch", "pasid-uaf-6.12.patch", "pasid-uaf-7.x.patch", "pasid-uaf-7.x.patch",
                         "dma-after-release-6.12.patch", "stale-iotlb-6.12.patch", "sva-detach-early-6.12.patch",
+                        "asid-reuse-6.12.patch", "asid-reuse-7.x.patch", "asid-reuse-7.x.patch",
                         "dma-after-release-6.1.patch", "stale-iotlb-6.1.patch", "sva-detach-early-6.1.patch"])
         for series in matrix.kernels.compactMap(\.series) {
             XCTAssertTrue(FileManager.default.fileExists(atPath: series), series)
         }
         XCTAssertEqual(matrix.machines.map(\.cmdline), [[], ["kharness.sva.pattern=uacce"], ["kharness.sva.pattern=deferred"]])
-        XCTAssertEqual(matrix.expand(runID: "r").count, 42)
+        XCTAssertEqual(matrix.expand(runID: "r").count, 51)
     }
 
     func testScenarioSetsAreCellsAndSeriesCanBeDropped() throws {

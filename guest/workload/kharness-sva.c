@@ -574,6 +574,58 @@ static void mark_range(const char *what, unsigned int pasid, const void *va,
 			   getpid(), pasid, (unsigned long)va, len);
 }
 
+/*
+ * Tells the host which physical pages back [@va, @va + @len) of this
+ * process, read from /proc/self/pagemap (root sees the frame numbers):
+ * one "kharness-owned pid=<pid> va=0x<hex> pa=0x<hex> len=<dec>" marker
+ * per physically contiguous run. The pages must be present (written), and
+ * stay this process's until it unmaps them, forks or exits: the guest
+ * kernel has no page migration, compaction, KSM or swap. The device
+ * oracle then knows whose page each of the device's accesses reached.
+ */
+static void claim_pages(const void *va, size_t len)
+{
+	uintptr_t start = (uintptr_t)va, run_va = 0;
+	uint64_t run_pa = 0, entry;
+	size_t run_len = 0, i, pages = len / page_size;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		evidence("note pagemap: %s: no page ownership markers",
+			 strerror(errno));
+		return;
+	}
+	for (i = 0; i <= pages; i++) {
+		uint64_t pa = 0;
+
+		if (i < pages) {
+			off_t off = (off_t)((start / page_size + i) * 8);
+
+			if (pread(fd, &entry, 8, off) != 8 ||
+			    !(entry & (1ULL << 63)) ||
+			    !(entry & ((1ULL << 55) - 1)))
+				pa = 0;
+			else
+				pa = (entry & ((1ULL << 55) - 1)) * page_size;
+		}
+		if (run_len && pa == run_pa + run_len) {
+			run_len += page_size;
+			continue;
+		}
+		if (run_len)
+			trace_mark("kharness-owned pid=%d va=0x%lx pa=0x%llx len=%zu",
+				   getpid(), (unsigned long)run_va,
+				   (unsigned long long)run_pa, run_len);
+		run_len = 0;
+		if (pa) {
+			run_va = start + i * page_size;
+			run_pa = pa;
+			run_len = page_size;
+		}
+	}
+	close(fd);
+}
+
 static struct sva_accel_job job_copy(const void *src, void *dst, size_t len)
 {
 	struct sva_accel_job job = {
@@ -1700,6 +1752,108 @@ out:
 		close(b);
 }
 
+/*
+ * asid-reuse: two processes use the device one after the other with their
+ * buffers at the same address, the first still alive. The first's SVA
+ * domain is freed at its unbind and its ASID goes back to the SMMU
+ * driver's allocator; the second's domain gets the same ASID. The SMMU's
+ * TLB is tagged by ASID alone, so a kernel that frees the ASID without
+ * invalidating it leaves the first's translations cached, and the second's
+ * reads at the same address reach the first's pages. Each writes its own
+ * pages and claims them (kharness-owned markers), and checks every byte.
+ */
+struct reuse_arg {
+	uint8_t *va;
+	size_t len;
+	uint8_t byte;
+	struct gate *unbound;	/* opened once this process has unbound */
+	struct gate *leave;	/* NULL, or passed before it exits */
+};
+
+static void reuse_member(void *arg)
+{
+	struct reuse_arg *ra = arg;
+	struct sva_accel_job job;
+	unsigned int pasid;
+	uint8_t *buf, *bad;
+	int fd, ret;
+
+	buf = mmap(ra->va, ra->len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (buf != ra->va) {
+		fail("mmap at %p: %s", ra->va,
+		     buf == MAP_FAILED ? strerror(errno) : "elsewhere");
+		gate_open(ra->unbound, 1);
+		return;
+	}
+	memset(buf, ra->byte, ra->len);
+	claim_pages(buf, ra->len);
+	fd = dev_open();
+	if (fd < 0 || dev_bind(fd, &pasid, 0, false))
+		goto out;
+	job = job_checksum(buf, ra->len);
+	ret = dev_submit(fd, &job, 1, 0);
+	job_evidence(&job, "done");
+	if (ret || job.status != SVA_ACCEL_ST_DONE)
+		fail("checksum at %p: %s, status %s", buf,
+		     ret ? strerror(-ret) : "ok", status_name(job.status));
+	else if (job.result != fnv1a(buf, ra->len))
+		fail("the device read other data than this process's at %p (PASID %d): checksum 0x%llx, expected 0x%llx",
+		     buf, pasid_int(pasid), (unsigned long long)job.result,
+		     (unsigned long long)fnv1a(buf, ra->len));
+	ret = dev_unbind(&fd);
+	if (ret)
+		fail("unbind: %s", strerror(-ret));
+out:
+	gate_open(ra->unbound, 1);
+	if (ra->leave)
+		gate_pass(ra->leave);
+	for (bad = buf; bad < buf + ra->len && *bad == ra->byte; bad++)
+		;
+	if (bad < buf + ra->len)
+		fail("byte %td of this process's buffer changed to 0x%02x",
+		     bad - buf, *bad);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void scenario_asid_reuse(void)
+{
+	const size_t len = 4 * page_size;
+	struct gate unbound, leave;
+	struct reuse_arg first, second;
+	pid_t a, b;
+	void *va;
+
+	if (!sva_mode()) {
+		skip("DMA-API mode (SVA unavailable: %d): no ASIDs of processes",
+		     device_info.sva_error);
+		return;
+	}
+	/* An address free in this process is free in its children. */
+	va = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (va == MAP_FAILED) {
+		fail("mmap of %zu bytes: %s", len, strerror(errno));
+		return;
+	}
+	munmap(va, len);
+	gate_init(&unbound);
+	gate_init(&leave);
+	first = (struct reuse_arg){ va, len, 0xa1, &unbound, &leave };
+	second = (struct reuse_arg){ va, len, 0xb2, &unbound, NULL };
+	a = spawn(reuse_member, &first);
+	if (a > 0 && gate_pass(&unbound)) {
+		b = spawn(reuse_member, &second);
+		reap_ok(b, "second");
+	}
+	gate_open(&leave, 1);
+	reap_ok(a, "first");
+	gate_close(&unbound);
+	gate_close(&leave);
+	pass_note("two processes read their own pages at %p one after the other, the first still alive",
+		  va);
+}
+
 struct killed_arg {
 	struct gate submitted;
 };
@@ -2270,8 +2424,8 @@ static void scenario_munmap_dma(void)
 	struct buf src = { 0 };
 	struct sva_accel_job job;
 	unsigned int pasid;
-	size_t len = 2 * page_size;
-	uint8_t *x, *y;
+	size_t len = 2 * page_size, big_len;
+	uint8_t *x, *y, *big;
 	int fd, ret;
 
 	fd = dev_open();
@@ -2351,8 +2505,32 @@ static void scenario_munmap_dma(void)
 			break;
 		}
 	}
+	/*
+	 * 512 pages or more at once: arm-smmu-v3's notifier invalidates the
+	 * whole ASID instead of the range (CMDQ_MAX_TLBI_OPS), a path of its
+	 * own that must leave no translation behind either.
+	 */
+	big_len = 512 * page_size + page_size;
+	big = map_filled(big_len, 0x42);
+	if (!big)
+		goto out;
+	job = job_checksum(big, big_len);
+	ret = dev_submit(fd, &job, 1, 0);
+	if (ret || job.status != SVA_ACCEL_ST_DONE || job.result != fnv1a(big, big_len))
+		fail("checksum of %zu bytes: %s, status %s", big_len,
+		     ret ? strerror(-ret) : "ok", status_name(job.status));
+	mark_range("unmapping", pasid, big, big_len);
+	if (munmap(big, big_len)) {
+		fail("munmap of %zu bytes: %s", big_len, strerror(errno));
+		goto out;
+	}
+	mark_range("unmapped", pasid, big, big_len);
+	expect_fault(fd, job_checksum(big, big_len), SVA_ACCEL_ST_FAULT_READ,
+		     "read of an unmapped buffer of 513 pages");
+	/* The device is idle; the buffers below may be mapped there. */
+	mark_range("remapping", pasid, big, big_len);
 	work_and_verify(fd, pasid, 1, "after-munmap");
-	pass_note("unmapped and read-only buffers faulted (%s); remapped pages were read fresh",
+	pass_note("unmapped (2 and 513 pages) and read-only buffers faulted (%s); remapped pages were read fresh",
 		  sva_mode() ? "device faults, no prefault" : "pinning refused");
 out:
 	buf_free(&src);
@@ -2499,6 +2677,7 @@ static const struct scenario scenarios[] = {
 	{ "munmap-inflight-dma", scenario_munmap_inflight_dma },
 	{ "exit-parent-inflight-dma", scenario_exit_parent_inflight_dma },
 	{ "unbind-one-of-two", scenario_unbind_one_of_two },
+	{ "asid-reuse", scenario_asid_reuse },
 };
 
 /* ---------------------------------------------------------------- runner */
