@@ -110,6 +110,7 @@ public struct DeviceOracle: Sendable {
         if log.rejectedLines > 0 { notes.append("device records: \(log.rejectedLines) malformed lines skipped") }
         if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
         if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
+        judgeStaleTlbHits(log: log)
         guard !log.records.isEmpty else { return }
         guard let hz = log.counterHz else {
             notes.append("device records: no header, so no counter frequency: not judged")

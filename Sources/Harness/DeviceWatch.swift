@@ -2,7 +2,9 @@ import Classify
 import Foundation
 import Support
 
-/// sva-accel's records file, kept in the run directory as `device.log`.
+/// sva-accel's records file, kept in the run directory as `device.log`; the
+/// SMMU writes its decisions into the same file through a second chardev
+/// (QEMU patch 0007, both chardevs in append mode: see `DomainDescription`).
 ///
 /// A QEMU `file` chardev rather than a libvirt channel: a libvirt channel
 /// needs a guest-side target (a virtio port), while the records come from

@@ -48,12 +48,20 @@ public struct DomainDescription: Sendable, Equatable {
     /// `-global` settings, e.g. `arm-smmuv3.ssidsize=16` for the SVA machine.
     public var globals: [String] = []
     /// The file sva-accel writes its access records to (a `file` chardev
-    /// named by the device's `records` property). QEMU opens it itself, so
-    /// it must exist and be writable by QEMU's user before the start.
+    /// named by the device's `records` property), and the SMMU its decisions
+    /// (QEMU patch 0007, its own `records` property, set with `-global` when
+    /// the machine has an SMMUv3). A chardev backend has one frontend, so
+    /// each gets a chardev of its own on the same path, both opened with
+    /// `append=on`: every record is one `write()` of a whole line, which
+    /// `O_APPEND` keeps whole, and the harness watches and reads one bounded
+    /// file. QEMU opens it itself, so it must exist and be writable by QEMU's
+    /// user before the start (append mode also keeps what is in it).
     public var deviceRecordsLog: String?
 
-    /// The chardev id the records go to.
+    /// The chardev id sva-accel's records go to.
     public static let recordsChardev = "kharness-records"
+    /// The chardev id the SMMU's records go to (the same file).
+    public static let smmuRecordsChardev = "kharness-smmu-records"
 
     public init(name: String, emulator: String, kernel: String, initrd: String, cmdline: String,
                 consoleLog: String) {
@@ -69,11 +77,16 @@ public struct DomainDescription: Sendable, Equatable {
         let e: (String) -> String = { Markup.escape($0, .exact) }
         var qemuArgs: [String] = []
         var devices = self.devices
+        var globals = self.globals
         if let deviceRecordsLog, let index = devices.firstIndex(where: { $0.driver == "sva-accel" }) {
             // QEMU's option syntax: a comma in a value is written twice.
             let path = deviceRecordsLog.replacingOccurrences(of: ",", with: ",,")
-            qemuArgs += ["-chardev", "file,id=\(Self.recordsChardev),path=\(path)"]
+            qemuArgs += ["-chardev", "file,id=\(Self.recordsChardev),path=\(path),append=on"]
             devices[index].properties["records"] = Self.recordsChardev
+            if smmuv3 {
+                qemuArgs += ["-chardev", "file,id=\(Self.smmuRecordsChardev),path=\(path),append=on"]
+                globals.append("arm-smmuv3.records=\(Self.smmuRecordsChardev)")
+            }
         }
         for device in devices { qemuArgs += ["-device", device.qemuJSON] }
         for global in globals { qemuArgs += ["-global", global] }

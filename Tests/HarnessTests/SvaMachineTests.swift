@@ -70,16 +70,22 @@ final class SvaMachineTests: XCTestCase {
     }
 
     /// A device-side plant (`guest/patches/<patch>.patch`) with `scenario` alone: FAIL with a
-    /// device oracle's title ending in `titleSuffix`. Returns the run for its evidence.
+    /// device oracle's title starting with `titlePrefix` and ending in `titleSuffix`. Returns
+    /// the run for its evidence.
     private func plantedDeviceRun(_ patch: String, scenario: String, titleSuffix: String,
+                                  titlePrefix: String = "device DMA through PASID ",
                                   tree: String? = nil) async throws -> RunResult {
         let run = try await svaRun(tree: tree, series: Checkout.root + "/guest/patches/\(patch).patch",
                                    scenarios: [scenario])
         XCTAssertEqual(run.status, .fail, "\(patch): \(run.reason)")
-        XCTAssertTrue(run.reason.hasPrefix("device DMA through PASID ") && run.reason.hasSuffix(titleSuffix),
+        XCTAssertTrue(run.reason.hasPrefix(titlePrefix) && run.reason.hasSuffix(titleSuffix),
                       "\(patch): \(run.reason)")
         return run
     }
+
+    /// The SMMU's own title for an ASID reused without invalidation (its `stale-hit` record).
+    static let staleTlbPrefix = "SMMU translated PASID "
+    static let staleTlbSuffix = " reused without invalidation)"
 
     /// Every scenario binds, forks and exits with every byte checked; the
     /// faults it provokes show up as SMMU events naming a substream.
@@ -226,8 +232,8 @@ final class SvaMachineTests: XCTestCase {
         }
         // 7.x flushes an ASID when its last device detaches (the invalidation arrays), not
         // when the domain is freed: the ASID plant has its own form there.
-        _ = try await plantedDeviceRun("asid-reuse-7.x", scenario: "asid-reuse", titleSuffix: " reached a page other than its own",
-                                       tree: try await KernelSources.tree("7.2"))
+        _ = try await plantedDeviceRun("asid-reuse-7.x", scenario: "asid-reuse", titleSuffix: Self.staleTlbSuffix,
+                                       titlePrefix: Self.staleTlbPrefix, tree: try await KernelSources.tree("7.2"))
     }
 
     /// The driver binding as the drivers that ship do (`kharness.sva.pattern=`, the
@@ -412,14 +418,21 @@ final class SvaMachineTests: XCTestCase {
     /// The SVA domain's ASID is freed without invalidating the SMMU's TLB (a cleared CD
     /// taken for an invalidation): the next process's domain gets the same ASID and its
     /// device reads, at the same address, the pages of the process before it, which is
-    /// still alive. The page-ownership oracle names it on a plain and a KASAN kernel
-    /// (KASAN sees nothing: the accesses are the device's), with whose page it was and
-    /// the binding whose translation it had been as evidence.
-    func testPlantedAsidReuseFailsWithTheOtherPageTitle() async throws {
+    /// still alive. The SMMU's records name it first (a translation served from a TLB entry
+    /// another address space filled, no TLBI of the ASID between), the page-ownership
+    /// oracle after it, on a plain and a KASAN kernel (KASAN sees nothing: the accesses
+    /// are the device's), with whose page it was and the binding whose translation it had
+    /// been as evidence.
+    func testPlantedAsidReuseFailsWithTheStaleTlbAndTheOtherPageTitles() async throws {
         try await expectClean("asid-reuse")
         let planted = try await plantedDeviceRun("asid-reuse-6.12", scenario: "asid-reuse",
-                                                 titleSuffix: " reached a page other than its own")
-        let violation = try XCTUnwrap(planted.lifecycleViolations.first)
+                                                 titleSuffix: Self.staleTlbSuffix, titlePrefix: Self.staleTlbPrefix)
+        let stale = try XCTUnwrap(planted.lifecycleViolations.first)
+        XCTAssertTrue(stale.evidence.contains { $0.hasPrefix("smmu: no TLB invalidation of ASID ") }, "\(stale.evidence)")
+        XCTAssertTrue(stale.evidence.contains { $0.hasPrefix("device: ") && $0.contains("(the access it served") },
+                      "\(stale.evidence)")
+        let violation = try XCTUnwrap(planted.lifecycleViolations.first { $0.title.hasSuffix(" reached a page other than its own") },
+                                      "\(planted.lifecycleViolations.map(\.title))")
         XCTAssertTrue(violation.evidence.first?.hasSuffix("'s, claimed and still mapped") == true, "\(violation.evidence)")
         XCTAssertTrue(violation.evidence.contains { $0.contains("(the page it reached)") }, "\(violation.evidence)")
         XCTAssertTrue(violation.evidence.contains { $0.contains("sva_accel_unbind") && $0.hasSuffix("(its unbind, before this access)") },
@@ -429,7 +442,9 @@ final class SvaMachineTests: XCTestCase {
         let kasan = try await svaRun(series: Checkout.root + "/guest/patches/asid-reuse-6.12.patch",
                                      scenarios: ["asid-reuse"], kasan: true)
         XCTAssertEqual(kasan.status, .fail, kasan.reason)
-        XCTAssertTrue(kasan.reason.hasSuffix(" reached a page other than its own"), kasan.reason)
+        XCTAssertTrue(kasan.reason.hasPrefix(Self.staleTlbPrefix) && kasan.reason.hasSuffix(Self.staleTlbSuffix), kasan.reason)
+        XCTAssertTrue(kasan.lifecycleViolations.contains { $0.title.hasSuffix(" reached a page other than its own") },
+                      "\(kasan.lifecycleViolations.map(\.title))")
         XCTAssertEqual(kasan.reports.filter { $0.category == .kasan }, [])
     }
 

@@ -58,18 +58,38 @@ final class DomainDescriptionTests: XCTestCase {
         XCTAssertEqual(Markup.escape("<&>'\"", .exact), "&lt;&amp;&gt;&apos;&quot;")
     }
 
-    /// The records chardev is QEMU's own (libvirt has no device for it):
-    /// named on the sva-accel device, the path's commas doubled; without
-    /// sva-accel there is nothing to wire.
+    /// The records chardevs are QEMU's own (libvirt has no device for them):
+    /// one named on the sva-accel device, one on the SMMU with `-global`, both
+    /// on the same file in append mode, the path's commas doubled; without
+    /// sva-accel there is nothing to wire, without an SMMU no SMMU records.
     func testDeviceRecordsChardevIsWiredToSvaAccel() {
         var description = DomainDescription(name: "d", emulator: "/q", kernel: "/k", initrd: "/i", cmdline: "c",
                                             consoleLog: "/r/console.log")
         description.devices = [RootBusDevice(driver: "sva-accel", slot: 4)]
+        description.globals = ["arm-smmuv3.ssidsize=16"]
         description.deviceRecordsLog = "/r,x/device.log"
-        XCTAssertTrue(description.xml.contains("<qemu:arg value='file,id=kharness-records,path=/r,,x/device.log'/>"), description.xml)
-        XCTAssertTrue(description.xml.contains("&quot;records&quot;:&quot;kharness-records&quot;"), description.xml)
+        let xml = description.xml
+        XCTAssertTrue(xml.contains("<qemu:arg value='file,id=kharness-records,path=/r,,x/device.log,append=on'/>"), xml)
+        XCTAssertTrue(xml.contains("<qemu:arg value='file,id=kharness-smmu-records,path=/r,,x/device.log,append=on'/>"), xml)
+        XCTAssertTrue(xml.contains("&quot;records&quot;:&quot;kharness-records&quot;"), xml)
+        XCTAssertTrue(xml.contains("<qemu:arg value='-global'/>\n    <qemu:arg value='arm-smmuv3.ssidsize=16'/>"), xml)
+        XCTAssertTrue(xml.contains("<qemu:arg value='-global'/>\n    <qemu:arg value='arm-smmuv3.records=kharness-smmu-records'/>"), xml)
+        // Chardevs come before the option that names them (QEMU creates them first anyway).
+        XCTAssertLessThan(xml.range(of: "id=kharness-smmu-records")?.lowerBound ?? xml.endIndex,
+                          xml.range(of: "arm-smmuv3.records=")?.lowerBound ?? xml.startIndex)
+        // The description's own globals are left as they were.
+        XCTAssertEqual(description.globals, ["arm-smmuv3.ssidsize=16"])
+
+        description.smmuv3 = false
+        XCTAssertTrue(description.xml.contains("id=kharness-records,"))
+        XCTAssertFalse(description.xml.contains("kharness-smmu-records"))
+        description.smmuv3 = true
+        description.deviceRecordsLog = nil
+        XCTAssertFalse(description.xml.contains("kharness-"), description.xml)
+        description.deviceRecordsLog = "/r/device.log"
         description.devices = [RootBusDevice(driver: "edu", slot: 3)]
         XCTAssertFalse(description.xml.contains("kharness-records"))
+        XCTAssertFalse(description.xml.contains("kharness-smmu-records"))
     }
 }
 
