@@ -192,7 +192,9 @@ final class SvaMachineTests: XCTestCase {
         // The device-side bugs in 6.1's form, each with the scenario that shows it and its
         // oracle's title (the kernel's own checks see none of them).
         let deviceSide = [
-            ("dma-after-release-6.1", "exit-parent-inflight-dma", " was torn down"),
+            // Not exit-parent-inflight-dma: there the device's reads after the teardown come only
+            // from the SMMU's cached translations, and under load about 1 run in 8 saw none.
+            ("dma-after-release-6.1", "exit-inflight-dma", " was torn down"),
             ("stale-iotlb-6.1", "munmap-inflight-dma", " had unmapped"),
             ("sva-detach-early-6.1", "unbind-one-of-two", " faulted while its binding was live"),
         ]
