@@ -13,6 +13,15 @@
  *   sva   (kernels with SVA) binds the mm of the process loading the
  *         module and copies between two of its own pages by virtual
  *         address; an address it never mapped faults
+ *   iopf  (stall=1: the SMMU runs with arm-smmuv3.stall=force) I/O page
+ *         faults through Linux's IOPF path: a job touching pages the
+ *         process never touched stalls (the device's STALLED bit), other
+ *         slots keep going, Linux faults the pages in and resumes with
+ *         CMD_RESUME(retry), the job completes with the right data; an
+ *         unmapped address is resumed with an abort and the job faults;
+ *         CMD_STALL_TERM (the next CMD_RESUME Linux builds is rewritten
+ *         into one by a kretprobe) terminates both stalls of the stream;
+ *         and the cost of a resolved fault
  * Everything runs from module init, in the context of insmod.
  */
 #include <linux/completion.h>
@@ -20,6 +29,9 @@
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
 #include <linux/iommu.h>
+#include <linux/kprobes.h>
+#include <linux/ktime.h>
+#include <linux/mmap_lock.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/module.h>
@@ -37,6 +49,7 @@
 #define REG_STATUS		0x00c
 #define REG_INT_STATUS		0x010
 #define REG_INT_ENABLE		0x014
+#define REG_STALLED		0x01c
 #define SLOT(n)			(0x1000 + 0x40 * (n))
 #define SLOT_OP			0x00
 #define SLOT_PASID		0x04
@@ -79,6 +92,10 @@ struct job_result {
 };
 
 static int failures;
+
+static bool stall;
+module_param(stall, bool, 0444);
+MODULE_PARM_DESC(stall, "the SMMU forces stall: check I/O page faults");
 
 #define report(ok, check, fmt, ...) do {				\
 	if (!(ok))							\
@@ -394,6 +411,197 @@ out:
 		pasid_space_exit(a, &ps[i]);
 }
 
+#ifdef CONFIG_IOMMU_SVA
+/* Starts a job in @slot_nr without waiting for it. */
+static void start_job(struct accel *a, int slot_nr, u32 op, u32 pasid,
+		      u64 src, u64 dst, u64 len, u64 pattern)
+{
+	void __iomem *slot = a->regs + SLOT(slot_nr);
+
+	writel(pasid, slot + SLOT_PASID);
+	writel(op | OP_USE_PASID, slot + SLOT_OP);
+	writeq(src, slot + SLOT_SRC);
+	writeq(dst, slot + SLOT_DST);
+	writeq(len, slot + SLOT_LEN);
+	writeq(pattern, slot + SLOT_PATTERN);
+	writel(1, slot + SLOT_DOORBELL);
+}
+
+/* Polls STALLED for up to a second until it has every bit of @mask. */
+static u32 wait_stalled(struct accel *a, u32 mask)
+{
+	u32 stalled = 0;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		stalled = readl(a->regs + REG_STALLED);
+		if ((stalled & mask) == mask)
+			break;
+		usleep_range(1000, 2000);
+	}
+	return stalled;
+}
+
+/*
+ * CMD_STALL_TERM: Linux never issues it, so while armed the next
+ * CMD_RESUME that arm_smmu_cmdq_build_cmd() builds becomes a
+ * CMD_STALL_TERM of the same StreamID (dword 0: opcode [7:0], StreamID
+ * [63:32] in both commands).
+ */
+#define CMDQ_OP_RESUME		0x44
+#define CMDQ_OP_STALL_TERM	0x45
+
+static atomic_t stall_term_armed = ATOMIC_INIT(0);
+static atomic_t stall_terms = ATOMIC_INIT(0);
+
+struct build_cmd_call {
+	u64 *cmd;
+	u8 opcode;
+};
+
+static int build_cmd_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct build_cmd_call *call = (void *)ri->data;
+
+	call->cmd = (u64 *)regs->regs[0];
+	/* struct arm_smmu_cmdq_ent starts with the u8 opcode */
+	call->opcode = *(u8 *)regs->regs[1];
+	return 0;
+}
+
+static int build_cmd_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct build_cmd_call *call = (void *)ri->data;
+
+	if (call->opcode != CMDQ_OP_RESUME || regs_return_value(regs))
+		return 0;
+	if (atomic_cmpxchg(&stall_term_armed, 1, 0) != 1)
+		return 0;
+	call->cmd[0] = (call->cmd[0] & GENMASK_ULL(63, 32)) | CMDQ_OP_STALL_TERM;
+	call->cmd[1] = 0;
+	atomic_inc(&stall_terms);
+	return 0;
+}
+
+static struct kretprobe build_cmd_probe = {
+	.kp.symbol_name = "arm_smmu_cmdq_build_cmd",
+	.entry_handler = build_cmd_entry,
+	.handler = build_cmd_return,
+	.data_size = sizeof(struct build_cmd_call),
+	.maxactive = 8,
+};
+
+/*
+ * I/O page faults with stall. Holding the mm's mmap lock keeps Linux's
+ * IOPF handler (iommu_sva_handle_mm() takes it for reading) from resolving
+ * a fault, so the test sees the stall before it is resumed.
+ */
+static void test_iopf(struct accel *a, u32 pasid, unsigned long present)
+{
+	struct mm_struct *mm = current->mm;
+	size_t len = 64 * PAGE_SIZE, i;
+	unsigned long buf, buf2, gone;
+	u64 t_fault, t_present;
+	u32 stalled, s1, s2;
+	struct job_result res;
+	u8 *kbuf;
+	int ret;
+
+	buf = vm_mmap(NULL, 0, 2 * len, PROT_READ | PROT_WRITE,
+		      MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	buf2 = vm_mmap(NULL, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	kbuf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (IS_ERR_VALUE(buf) || IS_ERR_VALUE(buf2) || !kbuf) {
+		report(false, "iopf", "no memory");
+		goto out;
+	}
+
+	/*
+	 * Retry: copy a present page into one the process never touched.
+	 * While the copy is stalled, a job on another slot completes.
+	 */
+	mmap_write_lock(mm);
+	start_job(a, 3, OP_COPY, pasid, present, buf, PAGE_SIZE, 0);
+	stalled = wait_stalled(a, BIT(3));
+	ret = run_job(a, OP_COPY, pasid, present, present + PAGE_SIZE, 64, 0,
+		      &res);
+	s2 = readl(a->regs + REG_STALLED);
+	report(!ret && res.status == ST_DONE && (stalled & BIT(3)) &&
+	       (s2 & BIT(3)), "iopf-other-slot",
+	       "STALLED=0x%x, job in slot 0 status=0x%x, STALLED after=0x%x",
+	       stalled, res.status, s2);
+	mmap_write_unlock(mm);
+	s1 = wait_not_busy(a, 3);
+	ret = copy_from_user(kbuf, (void __user *)buf, PAGE_SIZE);
+	for (i = 0; i < PAGE_SIZE; i++)
+		if (kbuf[i] != (u8)(0x99 + i * 7 + (i >> 8)))
+			break;
+	report((stalled & BIT(3)) && s1 == ST_DONE && !ret && i == PAGE_SIZE,
+	       "iopf-retry", "stalled=0x%x status=0x%x first-mismatch=%zu",
+	       stalled, s1, i);
+
+	/*
+	 * Abort: Linux cannot fault in an address nothing is mapped at (a
+	 * fresh hole: the caller's may have been reused by the mappings
+	 * above).
+	 */
+	gone = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	if (!IS_ERR_VALUE(gone))
+		vm_munmap(gone, PAGE_SIZE);
+	mmap_write_lock(mm);
+	start_job(a, 0, OP_CHECKSUM, pasid, gone, 0, 64, 0);
+	stalled = wait_stalled(a, BIT(0));
+	mmap_write_unlock(mm);
+	s1 = wait_not_busy(a, 0);
+	report((stalled & BIT(0)) && s1 == ST_FAULT_READ &&
+	       readq(a->regs + SLOT(0) + SLOT_FAULT_ADDR) == gone, "iopf-abort",
+	       "stalled=0x%x status=0x%x", stalled, s1);
+
+	/* CMD_STALL_TERM ends both stalls of the stream at once. */
+	ret = register_kretprobe(&build_cmd_probe);
+	if (ret) {
+		pr_info("sva-accel-test: SKIP stall-term kretprobe on arm_smmu_cmdq_build_cmd: %d\n",
+			ret);
+	} else {
+		mmap_write_lock(mm);
+		start_job(a, 1, OP_FILL, pasid, 0, buf2, 64, 1);
+		start_job(a, 2, OP_FILL, pasid, 0, buf2 + PAGE_SIZE, 64, 2);
+		stalled = wait_stalled(a, BIT(1) | BIT(2));
+		atomic_set(&stall_term_armed, 1);
+		mmap_write_unlock(mm);
+		s1 = wait_not_busy(a, 1);
+		s2 = wait_not_busy(a, 2);
+		atomic_set(&stall_term_armed, 0);
+		unregister_kretprobe(&build_cmd_probe);
+		report((stalled & 6) == 6 && atomic_read(&stall_terms) == 1 &&
+		       s1 == ST_FAULT_WRITE && s2 == ST_FAULT_WRITE,
+		       "stall-term", "stalled=0x%x stall_terms=%d status=0x%x,0x%x",
+		       stalled, atomic_read(&stall_terms), s1, s2);
+	}
+
+	/* Cost: 64 pages never touched, then the same 64 pages again. */
+	t_fault = ktime_get_ns();
+	ret = run_job(a, OP_FILL, pasid, 0, buf + len, len, 0x77, &res);
+	t_fault = ktime_get_ns() - t_fault;
+	s1 = res.status;
+	t_present = ktime_get_ns();
+	ret |= run_job(a, OP_FILL, pasid, 0, buf + len, len, 0x77, &res);
+	t_present = ktime_get_ns() - t_present;
+	report(!ret && s1 == ST_DONE && res.status == ST_DONE, "iopf-cost",
+	       "64 faults: %llu us, present: %llu us, %llu us per resolved fault",
+	       t_fault / 1000, t_present / 1000,
+	       t_fault > t_present ? (t_fault - t_present) / 64000 : 0);
+out:
+	kfree(kbuf);
+	if (!IS_ERR_VALUE(buf))
+		vm_munmap(buf, 2 * len);
+	if (!IS_ERR_VALUE(buf2))
+		vm_munmap(buf2, 2 * PAGE_SIZE);
+}
+#endif
+
 static void test_sva(struct accel *a)
 {
 #ifdef CONFIG_IOMMU_SVA
@@ -403,16 +611,24 @@ static void test_sva(struct accel *a)
 	struct job_result res;
 	u8 *kbuf = NULL;
 	u32 pasid;
-	int ret;
+	int ret, iopf;
 
 	if (!a->pdev->pasid_enabled) {
 		pr_info("sva-accel-test: SKIP sva PASID not enabled on the device\n");
 		return;
 	}
+	/*
+	 * As drivers of stall-capable devices do: IOPF first (it fails
+	 * without stall), then SVA, which requires IOPF when the SMMU
+	 * enabled stall on the device.
+	 */
+	iopf = iommu_dev_enable_feature(dev, IOMMU_DEV_FEAT_IOPF);
+	if (stall)
+		report(!iopf, "iopf-enable", "IOMMU_DEV_FEAT_IOPF: %d", iopf);
 	ret = iommu_dev_enable_feature(dev, IOMMU_DEV_FEAT_SVA);
 	if (ret) {
 		report(false, "sva-enable", "IOMMU_DEV_FEAT_SVA: %d", ret);
-		return;
+		goto disable_iopf;
 	}
 	handle = iommu_sva_bind_device(dev, current->mm);
 	if (IS_ERR(handle)) {
@@ -454,6 +670,8 @@ static void test_sva(struct accel *a)
 	report(!ret && res.status == ST_FAULT_READ && res.fault_addr == gone,
 	       "sva-fault-unmapped", "va=0x%lx status=0x%x fault_addr=0x%llx",
 	       gone, res.status, res.fault_addr);
+	if (stall && !iopf)
+		test_iopf(a, pasid, uaddr);
 unmap:
 	vm_munmap(uaddr, 2 * PAGE_SIZE);
 unbind:
@@ -461,6 +679,9 @@ unbind:
 	iommu_sva_unbind_device(handle);
 disable:
 	iommu_dev_disable_feature(dev, IOMMU_DEV_FEAT_SVA);
+disable_iopf:
+	if (!iopf)
+		iommu_dev_disable_feature(dev, IOMMU_DEV_FEAT_IOPF);
 #else
 	pr_info("sva-accel-test: SKIP sva kernel built without CONFIG_IOMMU_SVA\n");
 #endif
