@@ -111,15 +111,22 @@ public struct DeviceOracle: Sendable {
         if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
         if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
         judgeStaleTlbHits(log: log)
-        guard !log.records.isEmpty else { return }
+        guard !log.records.isEmpty else {
+            // A stall left pending when a run ended early is nobody's fault but the crash's.
+            if traceComplete { judgeUnresumedStalls(log: log) }
+            return
+        }
         guard let hz = log.counterHz else {
             notes.append("device records: no header, so no counter frequency: not judged")
+            if traceComplete { judgeUnresumedStalls(log: log) }
             return
         }
         guard let clock = CounterClock.calibrate(counterHz: hz, traceLines: traceLines) else {
             notes.append("device records: the trace has no consistent kharness-cntvct markers: not judged")
+            if traceComplete { judgeUnresumedStalls(log: log) }
             return
         }
+        if traceComplete { judgeUnresumedStalls(log: log, events: bindingsTraced ? events : [], clock: clock) }
         self.clock = clock
         // Markers are positive evidence: a lost one only hides a violation, so a
         // partial trace is judged too.

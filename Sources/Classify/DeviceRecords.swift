@@ -11,6 +11,9 @@ public struct DeviceRecord: Sendable, Equatable {
         /// The access succeeded; the device could not say where ("pa=?").
         case reachedSomewhere
         case fault
+        /// The access stalled in the SMMU (tag `stag`): neither reached nor faulted yet. A
+        /// retry is recorded as a new access, an abort as a fault at its resume.
+        case stalled(stag: Int)
     }
 
     /// CNTVCT (CNTVOFF = 0) just before the access.
@@ -23,7 +26,12 @@ public struct DeviceRecord: Sendable, Equatable {
     public var length: UInt64
     public var outcome: Outcome
 
-    public var succeeded: Bool { outcome != .fault }
+    public var succeeded: Bool {
+        switch outcome {
+        case .reached, .reachedSomewhere: true
+        case .fault, .stalled: false
+        }
+    }
 
     /// The record as the device wrote it (rebuilt from the fields: the
     /// parser keeps no text of its own per record).
@@ -33,6 +41,7 @@ public struct DeviceRecord: Sendable, Equatable {
         case .reached(let pa): where_ = "pa=0x" + String(pa, radix: 16)
         case .reachedSomewhere: where_ = "pa=?"
         case .fault: where_ = "fault"
+        case .stalled(let stag): where_ = "stall stag=\(stag)"
         }
         return "t=\(counter) slot=\(slot) pasid=\(pasid.map(String.init) ?? "-") dir=\(isWrite ? "w" : "r") "
             + "iova=0x\(String(iova, radix: 16)) len=\(length) \(where_)"
@@ -69,6 +78,12 @@ public struct SmmuRecord: Sendable, Equatable {
         /// A translation served from an IOTLB entry a context with another
         /// TTB0 filled (one record per entry and serving context).
         case staleHit(sid: UInt32, ssid: Int?, asid: Int, iova: UInt64, ttb0: UInt64, filledSsid: Int?, filledTtb0: UInt64)
+        /// A faulting transaction held (stall, QEMU patch 0008); `recorded`: its event reached
+        /// the event queue (false: the queue was not writable, it is retried).
+        case stall(sid: UInt32, ssid: Int?, iova: UInt64, stag: Int, recorded: Bool)
+        /// A stall ended: retried (CMD_RESUME with retry) or aborted (CMD_RESUME with abort,
+        /// CMD_STALL_TERM, the SMMU disabled or reset).
+        case resume(sid: UInt32, stag: Int, retry: Bool)
     }
 
     /// CNTVCT (CNTVOFF = 0) when the SMMU decided.
@@ -113,6 +128,10 @@ public struct SmmuRecord: Sendable, Equatable {
         case .staleHit(let sid, let s, let asid, let iova, let ttb0, let fs, let fttb0):
             body = "stale-hit sid=\(hex(sid)) ssid=\(ssid(s)) asid=\(asid) iova=\(hex(iova)) ttb0=\(hex(ttb0)) "
                 + "filled-ssid=\(ssid(fs)) filled-ttb0=\(hex(fttb0))"
+        case .stall(let sid, let s, let iova, let stag, let recorded):
+            body = "stall sid=\(hex(sid)) ssid=\(ssid(s)) iova=\(hex(iova)) stag=\(stag) recorded=\(recorded ? 1 : 0)"
+        case .resume(let sid, let stag, let retry):
+            body = "resume sid=\(hex(sid)) stag=\(stag) action=\(retry ? "retry" : "abort")"
         }
         return "t=\(counter) smmu=\(body)"
     }
@@ -131,18 +150,23 @@ public struct SmmuRecord: Sendable, Equatable {
 /// The format, one record a line, fields in this order, single spaces:
 ///
 ///     # sva-accel records v1 counter-hz=<dec>
-///     t=<dec> slot=<dec> pasid=<dec|-> dir=<r|w> iova=0x<hex> len=<dec> pa=0x<hex>|pa=?|fault
+///     t=<dec> slot=<dec> pasid=<dec|-> dir=<r|w> iova=0x<hex> len=<dec> pa=0x<hex>|pa=?|fault|stall stag=<dec>
 ///     # arm-smmuv3 records v1 counter-hz=<dec>
 ///     t=<dec> smmu=cd sid=0x<hex> ssid=<dec|-> asid=<dec> ttb0=0x<hex> valid=<0|1>
 ///     t=<dec> smmu=cfgi kind=<ste|ste_range|all|cd|cd_all> sid=0x<hex> ssid=<dec|->
 ///     t=<dec> smmu=tlbi kind=<asid|va|vaa|all|nsnh_all|s12_vmall|s2_ipa> asid=<dec|-> iova=0x<hex>|- num=<dec>|-
 ///     t=<dec> smmu=stale-hit sid=0x<hex> ssid=<dec|-> asid=<dec> iova=0x<hex> ttb0=0x<hex>
 ///         filled-ssid=<dec|-> filled-ttb0=0x<hex>      (one line)
+///     t=<dec> smmu=stall sid=0x<hex> ssid=<dec|-> iova=0x<hex> stag=<dec> recorded=<0|1>
+///     t=<dec> smmu=resume sid=0x<hex> stag=<dec> action=<retry|abort>
 ///
+/// The stall lines come from a stalling SMMU (QEMU patch 0008, `stall=force`): the
+/// device writes `stall stag=<tag>` where an access was held, and the access again
+/// when it is retried (a new record) or aborted (`fault`, timed at the resume).
 /// A cfgi of kind `cd` names a SubstreamID, the other kinds `-`; a tlbi names an
 /// ASID exactly for `asid` and `va`, an address and a page count (at least 1)
 /// exactly for `va`, `vaa` and `s2_ipa`; a stale hit's two TTB0s differ. ASIDs
-/// are 16 bits, SubstreamIDs 20, StreamIDs 32.
+/// and stall tags are 16 bits, SubstreamIDs 20, StreamIDs 32.
 public struct DeviceLog: Sendable {
     /// From the header line; nil when there was none (the records cannot
     /// be placed on the trace's clock then).
@@ -258,7 +282,7 @@ public struct DeviceLog: Sendable {
     /// the fields in this order, single spaces.
     static func parseRecord(_ line: ArraySlice<UInt8>) -> DeviceRecord? {
         let words = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard words.count == 7,
+        guard words.count == 7 || (words.count == 8 && words[6].elementsEqual("stall".utf8)),
               let counter = value(words[0], "t=").flatMap(decimal),
               let slot = value(words[1], "slot=").flatMap(decimal), slot < 32,
               let pasidText = value(words[2], "pasid="),
@@ -278,7 +302,10 @@ public struct DeviceLog: Sendable {
         default: return nil
         }
         let outcome: DeviceRecord.Outcome
-        if words[6].elementsEqual("fault".utf8) {
+        if words.count == 8 {
+            guard let stag = value(words[7], "stag=").flatMap(decimal), stag < 1 << 16 else { return nil }
+            outcome = .stalled(stag: Int(stag))
+        } else if words[6].elementsEqual("fault".utf8) {
             outcome = .fault
         } else if words[6].elementsEqual("pa=?".utf8) {
             outcome = .reachedSomewhere
@@ -291,7 +318,7 @@ public struct DeviceLog: Sendable {
                             length: length, outcome: outcome)
     }
 
-    /// One of the SMMU's four record shapes (see the type's comment), exactly.
+    /// One of the SMMU's six record shapes (see the type's comment), exactly.
     static func parseSmmuRecord(_ line: ArraySlice<UInt8>) -> SmmuRecord? {
         let words = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard words.count >= 2, let counter = value(words[0], "t=").flatMap(decimal),
@@ -341,6 +368,21 @@ public struct DeviceLog: Sendable {
                 guard iovaText.elementsEqual("-".utf8), numText.elementsEqual("-".utf8) else { return nil }
             }
             decision = .tlbi(kind, asid: asid, iova: iova, pages: pages)
+        case "stall":
+            guard words.count == 7, let sid = sid(words[2]), let ssid = optional(words[3], "ssid=", bits: 20),
+                  let iova = value(words[4], "iova=").flatMap(hex),
+                  let stag = value(words[5], "stag=").flatMap(decimal), stag < 1 << 16,
+                  let recorded = value(words[6], "recorded="), recorded.count == 1,
+                  recorded.first == UInt8(ascii: "0") || recorded.first == UInt8(ascii: "1")
+            else { return nil }
+            decision = .stall(sid: sid, ssid: ssid, iova: iova, stag: Int(stag), recorded: recorded.first == UInt8(ascii: "1"))
+        case "resume":
+            guard words.count == 5, let sid = sid(words[2]),
+                  let stag = value(words[3], "stag=").flatMap(decimal), stag < 1 << 16,
+                  let action = value(words[4], "action="),
+                  action.elementsEqual("retry".utf8) || action.elementsEqual("abort".utf8)
+            else { return nil }
+            decision = .resume(sid: sid, stag: Int(stag), retry: action.elementsEqual("retry".utf8))
         case "stale-hit":
             guard words.count == 9, let sid = sid(words[2]), let ssid = optional(words[3], "ssid=", bits: 20),
                   let asid = asid(words[4]), let iova = value(words[5], "iova=").flatMap(hex),

@@ -116,6 +116,7 @@ extension DeviceRecordsFile {
                 case .reached(let pa): outcome = "\"pa\":\"0x\(String(pa, radix: 16))\""
                 case .reachedSomewhere: outcome = "\"pa\":\"?\""
                 case .fault: outcome = "\"fault\":true"
+                case .stalled(let stag): outcome = "\"stall\":\(stag)"
                 }
                 jsonl += "{\"dir\":\"\(record.isWrite ? "w" : "r")\",\(outcome),\"iova\":\"0x\(String(record.iova, radix: 16))\","
                     + "\"len\":\(record.length),\"pasid\":\(record.pasid.map(String.init) ?? "null"),\"slot\":\(record.slot),"

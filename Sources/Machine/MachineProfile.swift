@@ -28,10 +28,10 @@ public struct MachineProfile: Sendable, Equatable {
     /// placed in an IOMMU group, so the SMMU has something to translate for.
     static let edu = RootBusDevice(driver: "edu", slot: 3)
 
-    public static let names = ["stock", "stock-lazy", "nosmmu", "sva"]
+    public static let names = ["stock", "stock-lazy", "nosmmu", "sva", "sva-stall"]
 
     /// Whether the machine needs kharness's patched QEMU (scripts/build-qemu).
-    public static func needsPatchedQemu(_ name: String) -> Bool { name == "sva" }
+    public static func needsPatchedQemu(_ name: String) -> Bool { name == "sva" || name == "sva-stall" }
 
     /// The emulated accelerator with PASID support (guest/qemu/README.md).
     static let svaAccel = RootBusDevice(driver: "sva-accel", slot: 4)
@@ -40,13 +40,18 @@ public struct MachineProfile: Sendable, Equatable {
     /// SVA machine uses it.
     public static func named(_ name: String, patchedEmulator: String? = nil) throws -> MachineProfile {
         switch name {
-        case "sva":
+        case "sva", "sva-stall":
             guard let patchedEmulator else {
-                throw HarnessError.badInput(name, "the sva machine needs the patched QEMU (scripts/build-qemu)")
+                throw HarnessError.badInput(name, "the \(name) machine needs the patched QEMU (scripts/build-qemu)")
             }
             // 16 substream ID bits, as many PASIDs as Linux's default pasid space needs here.
+            // sva-stall: the SMMU forces stall (QEMU patch 0008), so Linux resolves the device's
+            // page faults through its I/O page-fault path instead of the driver pinning pages
+            // (forced, not "supported": QEMU's device tree describes no PCI device, so no
+            // `dma-can-stall` property can make Linux stall-enable one).
+            let stall = name == "sva-stall" ? ["arm-smmuv3.stall=force"] : []
             return MachineProfile(name: name, emulator: patchedEmulator, smmuv3: true, devices: [edu, svaAccel],
-                                  globals: ["arm-smmuv3.ssidsize=16"], cmdline: ["iommu.strict=1"])
+                                  globals: ["arm-smmuv3.ssidsize=16"] + stall, cmdline: ["iommu.strict=1"])
         case "stock":
             return MachineProfile(name: name, emulator: stockEmulator, smmuv3: true, devices: [edu],
                                   cmdline: ["iommu.strict=1"])

@@ -137,6 +137,15 @@ static u32 sva_accel_mm_pasid(struct mm_struct *mm)
 	return SVA_ACCEL_NO_PASID;
 }
 
+/*
+ * Whether the IOMMU core resolves this device's page faults (I/O page
+ * faults: PRI, or SMMUv3 stall): it has a fault queue for the device then.
+ */
+static bool sva_accel_iopf_active(struct device *dev)
+{
+	return dev->iommu && rcu_access_pointer(dev->iommu->fault_param);
+}
+
 /* pin_user_pages_remote() lost its vmas argument in 6.5. */
 static long sva_accel_pin_remote(struct mm_struct *mm, unsigned long start,
 				 unsigned long nr_pages, unsigned int gup_flags,
@@ -165,6 +174,8 @@ struct sva_accel_dev {
 	int mode;		/* SVA_ACCEL_MODE_* */
 	int sva_error;		/* why not SVA mode */
 	bool feat_sva;		/* IOMMU_DEV_FEAT_SVA enabled by us */
+	bool feat_iopf;		/* IOMMU_DEV_FEAT_IOPF enabled by us */
+	bool iopf;		/* the kernel resolves the device's page faults */
 	unsigned int nr_slots;
 	unsigned int pasid_bits;
 
@@ -210,6 +221,10 @@ static DEFINE_IDA(sva_accel_ida);
 static bool force_dma;
 module_param(force_dma, bool, 0444);
 MODULE_PARM_DESC(force_dma, "Use DMA-API mode even when SVA is available");
+
+static bool pin_always;
+module_param(pin_always, bool, 0444);
+MODULE_PARM_DESC(pin_always, "Pin a job's pages even when the kernel resolves the device's page faults (IOPF)");
 
 enum sva_accel_pattern {
 	SVA_ACCEL_CAREFUL,
@@ -465,7 +480,13 @@ static int sva_accel_start(struct sva_accel_ctx *ctx,
 	struct sva_accel_dev *adev = ctx->adev;
 	struct sva_accel_job *job = &work->job;
 	bool sva = adev->mode == SVA_ACCEL_MODE_SVA;
-	bool pin = !sva || !(job->flags & SVA_ACCEL_JOB_NO_PREFAULT);
+	/*
+	 * With I/O page faults (a stalling SMMU) the device faults pages in
+	 * itself, as accelerators that do not pin do; otherwise every page is
+	 * made present and pinned first.
+	 */
+	bool pin = !sva || (!(job->flags & SVA_ACCEL_JOB_NO_PREFAULT) &&
+			    (!adev->iopf || pin_always));
 	bool reads = job->op == SVA_ACCEL_OP_COPY ||
 		     job->op == SVA_ACCEL_OP_CHECKSUM;
 	bool writes = job->op == SVA_ACCEL_OP_COPY ||
@@ -756,6 +777,7 @@ static int sva_accel_ioctl_info(struct sva_accel_ctx *ctx, void __user *arg)
 		.inflight = ctx->nr_inflight,
 		.bind_mm = (unsigned long)ctx->mm,
 		.caller_mm = (unsigned long)current->mm,
+		.iopf = adev->iopf && !pin_always,
 	};
 
 	list_for_each_entry(work, &ctx->inflight, node)
@@ -1085,24 +1107,38 @@ static int sva_accel_try_sva(struct sva_accel_dev *adev)
 	return -ENXIO;
 #endif
 #ifdef SVA_ACCEL_NEEDS_DEV_FEAT_SVA
+	/*
+	 * A master that can stall must have I/O page faults enabled before
+	 * SVA (arm-smmu-v3 refuses SVA otherwise); one that cannot refuses
+	 * IOPF, and then the driver pins.
+	 */
+	adev->feat_iopf = !iommu_dev_enable_feature(dev, IOMMU_DEV_FEAT_IOPF);
 	ret = iommu_dev_enable_feature(dev, IOMMU_DEV_FEAT_SVA);
 	if (ret)
-		return ret;
+		goto disable_iopf;
 	adev->feat_sva = true;
 #endif
-	if (!current->mm)
+	if (!current->mm) {
+		adev->iopf = sva_accel_iopf_active(dev);
 		return 0;
+	}
 	handle = sva_accel_bind_mm(dev, current->mm);
 	if (IS_ERR(handle)) {
 		ret = PTR_ERR(handle);
 		goto disable;
 	}
+	/* 6.16 and later enable IOPF with the SVA domain: look while bound. */
+	adev->iopf = sva_accel_iopf_active(dev);
 	iommu_sva_unbind_device(handle);
 	return 0;
 disable:
 #ifdef SVA_ACCEL_NEEDS_DEV_FEAT_SVA
 	iommu_dev_disable_feature(dev, IOMMU_DEV_FEAT_SVA);
 	adev->feat_sva = false;
+disable_iopf:
+	if (adev->feat_iopf)
+		iommu_dev_disable_feature(dev, IOMMU_DEV_FEAT_IOPF);
+	adev->feat_iopf = false;
 #endif
 	return ret;
 }
@@ -1186,8 +1222,10 @@ static int sva_accel_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto free_id;
 
 	if (adev->mode == SVA_ACCEL_MODE_SVA)
-		dev_info(dev, "/dev/%s: mode sva, %u slots, PASID width %u\n",
-			 adev->name, adev->nr_slots, adev->pasid_bits);
+		dev_info(dev, "/dev/%s: mode sva%s, %u slots, PASID width %u\n",
+			 adev->name,
+			 adev->iopf && !pin_always ? " with I/O page faults" : "",
+			 adev->nr_slots, adev->pasid_bits);
 	else
 		dev_info(dev, "/dev/%s: mode dma-api (SVA unavailable: %d), %u slots\n",
 			 adev->name, adev->sva_error, adev->nr_slots);
@@ -1199,6 +1237,8 @@ disable_sva:
 #ifdef SVA_ACCEL_NEEDS_DEV_FEAT_SVA
 	if (adev->feat_sva)
 		iommu_dev_disable_feature(dev, IOMMU_DEV_FEAT_SVA);
+	if (adev->feat_iopf)
+		iommu_dev_disable_feature(dev, IOMMU_DEV_FEAT_IOPF);
 #endif
 	writel(0, adev->regs + REG_INT_ENABLE);
 	free_irq(adev->irq, adev);
@@ -1228,6 +1268,8 @@ static void sva_accel_remove(struct pci_dev *pdev)
 #ifdef SVA_ACCEL_NEEDS_DEV_FEAT_SVA
 	if (adev->feat_sva)
 		iommu_dev_disable_feature(&pdev->dev, IOMMU_DEV_FEAT_SVA);
+	if (adev->feat_iopf)
+		iommu_dev_disable_feature(&pdev->dev, IOMMU_DEV_FEAT_IOPF);
 #endif
 	ida_free(&sva_accel_ida, adev->id);
 	sva_accel_dev_put(adev);

@@ -86,7 +86,8 @@ struct sva_accel_info {
 	__u64 caller_mm;	/* kernel address of the caller's mm */
 	__u32 finished;		/* of those, already completed (a repeating
 				 * job only by a fault): polled, not waited */
-	__u32 reserved;
+	__u32 iopf;		/* the kernel resolves the device's page
+				 * faults (I/O page faults): jobs not pinned */
 };
 
 struct sva_accel_bind {
