@@ -47,14 +47,14 @@ final class SvaMachineTests: XCTestCase {
     /// `tree`: Debian's 6.12 source unless given.
     private func svaRun(tree: String? = nil, series: String? = nil, scenarios: [String] = [],
                         kasan: Bool = false, coverage: Bool = false, fragments: [String] = [],
-                        cmdline: [String] = []) async throws -> RunResult {
+                        cmdline: [String] = [], machine: String = "sva") async throws -> RunResult {
         setenv("KHARNESS_QEMU", try await Self.patchedQemu.value, 1)
         let source: String
         if let tree { source = tree } else { source = try await KernelSources.tree("6.12") }
         var request = RunRequest(kernel: .git(tree: source, revision: "HEAD"))
         request.series = series
         request.configFragments = ["smmuv3", "trace", "modules"] + (kasan ? ["kasan"] : []) + (coverage ? ["coverage"] : []) + fragments
-        request.machine = "sva"
+        request.machine = machine
         request.workload = "sva"
         request.scenarios = scenarios
         request.extraCmdline = cmdline
@@ -469,6 +469,35 @@ final class SvaMachineTests: XCTestCase {
             XCTAssertTrue(planted.scenarios.allSatisfy { $0.status == .pass }, "the workload itself sees nothing wrong")
             XCTAssertEqual(planted.reports.filter { $0.category == .kasan }, [])
         }
+    }
+
+    /// The sva-stall machine: the SMMU forces stall (QEMU patch 0008), the driver pins
+    /// nothing, and Linux resolves the device's page faults through its I/O page-fault path
+    /// (6.12: IOMMU_DEV_FEAT_IOPF enabled by the driver; 7.2: with the SVA domain). Every
+    /// scenario passes, iopf-demand among them (untouched, zero, copy-on-write and zapped
+    /// pages faulted in by the device), and the records show stalls retried. A fault
+    /// handler that drops the page request of an address space that is gone (planted)
+    /// leaves the device's access stalled past its unbind, and the stall oracle names it.
+    func testStallingSmmuResolvesTheDevicesFaultsAndADroppedAnswerIsNamed() async throws {
+        for version in ["6.12", "7.2"] {
+            let run = try await svaRun(tree: try await KernelSources.tree(version), machine: "sva-stall")
+            XCTAssertEqual(run.status, .pass, "\(version): \(run.reason)")
+            XCTAssertEqual(run.scenarios.count, 18, version)
+            XCTAssertEqual(run.scenarios.first { $0.name == "iopf-demand" }?.status, .pass, version)
+            let directory = "\(resultsRoot)/\(run.runID)"
+            let console = try String(contentsOfFile: "\(directory)/console.log", encoding: .utf8)
+            XCTAssertTrue(console.contains("mode sva with I/O page faults"), "\(version): the driver pinned")
+            let records = try String(contentsOfFile: "\(directory)/device.log", encoding: .utf8)
+            XCTAssertTrue(records.contains(" smmu=stall ") && records.contains(" action=retry"), "\(version): no stall retried")
+        }
+        let planted = try await svaRun(series: Checkout.root + "/guest/patches/iopf-no-response-6.12.patch",
+                                       scenarios: ["exit-inflight-dma"], machine: "sva-stall")
+        XCTAssertEqual(planted.status, .fail, planted.reason)
+        XCTAssertEqual(planted.reason, "device access through PASID 1 stalled in the SMMU and was not answered before its unbind")
+        // The plain sva machine never stalls, so the same kernel passes there.
+        let unstalled = try await svaRun(series: Checkout.root + "/guest/patches/iopf-no-response-6.12.patch",
+                                         scenarios: ["exit-inflight-dma"])
+        XCTAssertEqual(unstalled.status, .pass, unstalled.reason)
     }
 
     /// The IOMMU core detaches the PASID on the first of two bindings' unbinds (one

@@ -1987,6 +1987,133 @@ out:
 	close(fd);
 }
 
+/*
+ * bind-fail-nth: the error paths of binding, as syzkaller reaches them:
+ * the n-th kmalloc of one BIND fails (/proc/thread-self/fail-nth, the
+ * faults config fragment), for n = 1, 2, ... until a BIND goes through
+ * without the failure being injected. Each injected failure must make
+ * BIND fail with an errno and leave nothing behind (the next BIND on a
+ * fresh file works and its jobs are right), or be absorbed (BIND works).
+ */
+static bool write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+	close(fd);
+	return ok;
+}
+
+/* One try of bind-fail-nth in a fresh process: 2 = no failure injected. */
+static int bind_fail_try(int n)
+{
+	static const char nth_path[] = "/proc/thread-self/fail-nth";
+	int fd = -1, ret, nth, result;
+	unsigned int pasid;
+	char text[16];
+
+	nth = open(nth_path, O_RDWR | O_CLOEXEC);
+	if (nth < 0) {
+		fail("%s: %s", nth_path, strerror(errno));
+		return -1;
+	}
+	snprintf(text, sizeof(text), "%d", n);
+	/* With uacce's pattern open() binds: arm the failure before it. */
+	if (binds_at_open() && write(nth, text, strlen(text)) < 0)
+		fail("arming %s: %s", nth_path, strerror(errno));
+	fd = open(device_path, O_RDWR | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	if (!binds_at_open() && fd >= 0) {
+		if (write(nth, text, strlen(text)) < 0)
+			fail("arming %s: %s", nth_path, strerror(errno));
+		ret = dev_bind(fd, &pasid, 0, true);
+	}
+	memset(text, 0, sizeof(text));
+	if (pread(nth, text, sizeof(text) - 1, 0) < 0)
+		text[0] = '?';
+	/* Not consumed: disarm, or a later allocation of this thread fails. */
+	if (write(nth, "0", 1) < 0)
+		fail("disarming %s: %s", nth_path, strerror(errno));
+	close(nth);
+	if (text[0] != '0') {
+		/* Fewer than n allocations: every one has been failed once. */
+		if (ret)
+			fail("BIND failed (%s) with no failure injected", strerror(-ret));
+		result = 2;
+	} else if (ret) {
+		if (ret != -ENOMEM && ret != -ENOSPC && ret != -ENODEV)
+			fail("BIND with allocation %d failed ended %s", n, strerror(-ret));
+		result = 0;
+	} else {
+		result = 1;
+	}
+	if (fd >= 0)
+		close(fd);
+	/* Nothing left behind: a fresh file of the same process binds and works. */
+	fd = dev_open();
+	if (fd < 0 || dev_bind(fd, &pasid, 0, binds_at_open()))
+		fail("BIND after failing allocation %d", n);
+	else if (work_and_verify(fd, pasid, 1, "after-failed-bind"))
+		fail("jobs went wrong after failing allocation %d of a BIND", n);
+	if (fd >= 0)
+		close(fd);
+	return result;
+}
+
+static void scenario_bind_fail_nth(void)
+{
+	int n, injected = 0, absorbed = 0, pipefd[2], result;
+	pid_t child;
+
+	if (!sva_mode()) {
+		skip("DMA-API mode (SVA unavailable: %d): no SVA bind to fail",
+		     device_info.sva_error);
+		return;
+	}
+	if (access("/proc/thread-self/fail-nth", W_OK)) {
+		skip("needs fault injection (the faults config fragment)");
+		return;
+	}
+	if (!write_text("/sys/kernel/debug/failslab/ignore-gfp-wait", "N") ||
+	    !write_text("/sys/kernel/debug/failslab/verbose", "0")) {
+		skip("failslab's debugfs knobs are missing");
+		return;
+	}
+	/* Each try in a new process: its first BIND allocates the mm's PASID too. */
+	for (n = 1; n <= 256; n++) {
+		if (pipe(pipefd) < 0) {
+			fail("pipe: %s", strerror(errno));
+			return;
+		}
+		child = fork();
+		if (child < 0) {
+			fail("fork: %s", strerror(errno));
+			return;
+		}
+		if (child == 0) {
+			close(pipefd[0]);
+			result = bind_fail_try(n);
+			if (write(pipefd[1], &result, sizeof(result)) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		close(pipefd[1]);
+		if (read(pipefd[0], &result, sizeof(result)) != sizeof(result))
+			result = -1;
+		close(pipefd[0]);
+		reap_ok(child, "bind-fail-nth try");
+		if (result < 0 || result == 2)
+			break;
+		injected++;
+		absorbed += result;
+	}
+	pass_note("%d allocations of a first BIND failed one at a time: %d failed it cleanly, %d were absorbed; each time the next BIND worked",
+		  injected, injected - absorbed, absorbed);
+}
+
 struct killed_arg {
 	struct gate submitted;
 };
@@ -2812,6 +2939,7 @@ static const struct scenario scenarios[] = {
 	{ "unbind-one-of-two", scenario_unbind_one_of_two },
 	{ "asid-reuse", scenario_asid_reuse },
 	{ "iopf-demand", scenario_iopf_demand },
+	{ "bind-fail-nth", scenario_bind_fail_nth },
 };
 
 /* ---------------------------------------------------------------- runner */
@@ -3167,6 +3295,15 @@ int main(int argc, char **argv)
 
 		for (i = 0; i < nchosen; i++)
 			if (chosen[i]->run != scenario_iopf_demand)
+				chosen[kept++] = chosen[i];
+		nchosen = kept;
+	}
+	/* Likewise fault injection: only where the kernel has it. */
+	if (all && access("/proc/thread-self/fail-nth", W_OK)) {
+		int kept = 0;
+
+		for (i = 0; i < nchosen; i++)
+			if (chosen[i]->run != scenario_bind_fail_nth)
 				chosen[kept++] = chosen[i];
 		nchosen = kept;
 	}

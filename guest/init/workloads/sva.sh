@@ -194,6 +194,24 @@ send_gcov() {
 	note "gcov counters of $files objects sent to $port"
 }
 
+# Unloading the driver disables SVA (and I/O page faults) on the device once
+# every file is closed: the IOMMU's teardown of a master, in the trace and the
+# coverage. Not under uio (the in-tree driver stays bound).
+unload_driver() {
+	[ "$pattern" = uio ] && return
+	grep -q '^sva_accel ' /proc/modules 2>/dev/null || return
+	tries=0
+	while pidof kharness-sva > /dev/null && [ $tries -lt 40 ]; do
+		sleep 0.05
+		tries=$((tries + 1))
+	done
+	if out=$(rmmod sva_accel 2>&1); then
+		note "sva_accel unloaded"
+	else
+		note "rmmod sva_accel: $out"
+	fi
+}
+
 hand_over_trace() {
 	# Every workload process has released its files before tracing stops,
 	# so a binding still live at the end of the trace was never released
@@ -300,5 +318,6 @@ fi
 "$workload"
 status=$?
 [ "$status" = 0 ] || note "$workload exited with status $status"
+unload_driver
 [ -n "$tracing" ] && hand_over_trace
 exit "$status"
