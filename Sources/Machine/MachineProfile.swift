@@ -35,6 +35,9 @@ public struct MachineProfile: Sendable, Equatable {
 
     /// The emulated accelerator with PASID support (guest/qemu/README.md).
     static let svaAccel = RootBusDevice(driver: "sva-accel", slot: 4)
+    /// A second one, so one process can bind two devices (one SVA domain and PASID shared
+    /// between them); only the first reports its accesses (`records`).
+    static let svaAccel2 = RootBusDevice(driver: "sva-accel", slot: 5)
 
     /// `patchedEmulator` is the binary scripts/build-qemu printed; only the
     /// SVA machine uses it.
@@ -50,7 +53,7 @@ public struct MachineProfile: Sendable, Equatable {
             // (forced, not "supported": QEMU's device tree describes no PCI device, so no
             // `dma-can-stall` property can make Linux stall-enable one).
             let stall = name == "sva-stall" ? ["arm-smmuv3.stall=force"] : []
-            return MachineProfile(name: name, emulator: patchedEmulator, smmuv3: true, devices: [edu, svaAccel],
+            return MachineProfile(name: name, emulator: patchedEmulator, smmuv3: true, devices: [edu, svaAccel, svaAccel2],
                                   globals: ["arm-smmuv3.ssidsize=16"] + stall, cmdline: ["iommu.strict=1"])
         case "stock":
             return MachineProfile(name: name, emulator: stockEmulator, smmuv3: true, devices: [edu],

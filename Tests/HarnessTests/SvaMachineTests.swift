@@ -95,7 +95,7 @@ final class SvaMachineTests: XCTestCase {
         let names = result.scenarios.map(\.name)
         for expected in ["baseline", "exit-no-unbind", "sigkill-inflight", "fork-before-bind", "fork-after-bind-use",
                          "fork-after-bind-hold", "nginx", "pasid-reuse", "threads", "munmap-dma", "exec-after-bind", "fd-leak", "exit-inflight-dma",
-                         "munmap-inflight-dma", "exit-parent-inflight-dma", "unbind-one-of-two", "asid-reuse"] {
+                         "munmap-inflight-dma", "exit-parent-inflight-dma", "unbind-one-of-two", "asid-reuse", "two-devices"] {
             XCTAssertTrue(names.contains(expected), "scenario \(expected) missing from \(names)")
         }
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
@@ -143,7 +143,7 @@ final class SvaMachineTests: XCTestCase {
     func testEveryScenarioPassesWithKasan() async throws {
         let result = try await svaRun(kasan: true)
         XCTAssertEqual(result.status, .pass, result.reason)
-        XCTAssertEqual(result.scenarios.count, 17)
+        XCTAssertEqual(result.scenarios.count, 18)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(result.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("KernelAddressSanitizer initialized"), "the kernel has no KASAN")
@@ -177,7 +177,7 @@ final class SvaMachineTests: XCTestCase {
         let release = try await KernelSources.release(tree: tree, revision: build.builtCommit,
                                                       fragments: build.configFragments)
         XCTAssertEqual(clean.kernelRelease, release)
-        XCTAssertEqual(clean.scenarios.count, 17)
+        XCTAssertEqual(clean.scenarios.count, 18)
         XCTAssertTrue(clean.scenarios.allSatisfy { $0.status == .pass }, "\(clean.scenarios.map { "\($0.name) \($0.status)" })")
         let console = try String(contentsOfFile: "\(resultsRoot)/\(clean.runID)/console.log", encoding: .utf8)
         XCTAssertTrue(console.contains("mode sva"), "the driver did not run in SVA mode")
@@ -221,7 +221,7 @@ final class SvaMachineTests: XCTestCase {
                                                           fragments: build.configFragments)
             XCTAssertEqual(clean.kernelRelease, release)
             XCTAssertTrue(release.hasPrefix(version + "."), release)
-            XCTAssertEqual(clean.scenarios.count, 17, version)
+            XCTAssertEqual(clean.scenarios.count, 18, version)
             XCTAssertTrue(clean.scenarios.allSatisfy { $0.status == .pass },
                           "\(version): \(clean.scenarios.map { "\($0.name) \($0.status)" })")
             XCTAssertEqual(clean.lifecycleViolations, [], version)
@@ -250,7 +250,7 @@ final class SvaMachineTests: XCTestCase {
                 let run = try await svaRun(tree: tree, cmdline: ["kharness.sva.pattern=\(pattern)"])
                 let what = "\(version) \(pattern)"
                 XCTAssertEqual(run.status, .pass, "\(what): \(run.reason)")
-                XCTAssertEqual(run.scenarios.count, 17, what)
+                XCTAssertEqual(run.scenarios.count, 18, what)
                 XCTAssertTrue(run.scenarios.allSatisfy { $0.status == .pass },
                               "\(what): \(run.scenarios.filter { $0.status != .pass }.map { "\($0.name): \($0.reason)" })")
                 XCTAssertEqual(run.lifecycleViolations, [], what)
@@ -356,7 +356,7 @@ final class SvaMachineTests: XCTestCase {
     func testPlantedPasidLeakFails() async throws {
         let result = try await svaRun(series: Checkout.root + "/guest/patches/pasid-leak-6.12.patch")
         XCTAssertEqual(result.status, .fail, result.reason)
-        XCTAssertEqual(result.scenarios.count, 17)
+        XCTAssertEqual(result.scenarios.count, 18)
         XCTAssertTrue(result.scenarios.allSatisfy { $0.status == .pass }, "\(result.scenarios.map { "\($0.name) \($0.status)" })")
         XCTAssertTrue(result.reason.hasPrefix("PASID ") && result.reason.contains("never freed after every holder was gone"),
                       result.reason)
@@ -482,7 +482,7 @@ final class SvaMachineTests: XCTestCase {
         for version in ["6.12", "7.2"] {
             let run = try await svaRun(tree: try await KernelSources.tree(version), machine: "sva-stall")
             XCTAssertEqual(run.status, .pass, "\(version): \(run.reason)")
-            XCTAssertEqual(run.scenarios.count, 18, version)
+            XCTAssertEqual(run.scenarios.count, 19, version)
             XCTAssertEqual(run.scenarios.first { $0.name == "iopf-demand" }?.status, .pass, version)
             let directory = "\(resultsRoot)/\(run.runID)"
             let console = try String(contentsOfFile: "\(directory)/console.log", encoding: .utf8)

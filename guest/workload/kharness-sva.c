@@ -2114,6 +2114,120 @@ static void scenario_bind_fail_nth(void)
 		  injected, injected - absorbed, absorbed);
 }
 
+/*
+ * two-devices: one process bound to two sva-accel devices at once shares
+ * one PASID and one SVA domain between them (the second device attaches
+ * to the domain the first allocated; a fix in v6.8-rc6 was for that
+ * sharing). Both work at once; one device's unbind, in either order, must
+ * leave the other translating (a repeating read on it runs across the
+ * unbind and must still be running when stopped); a child that exits with
+ * both bound and a read in flight on each must see both fault.
+ */
+static const char second_device[] = "/dev/sva-accel1";
+
+static int second_open(void)
+{
+	int fd = open(second_device, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		fail("open %s: %s", second_device, strerror(errno));
+	return fd;
+}
+
+/* Unbinds @gone while a repeating read runs on @stays: the read must survive. */
+static void unbind_one_device(int *gone, int stays, unsigned int pasid,
+			      const char *which)
+{
+	struct sva_accel_job done;
+	uint8_t *buf = start_stream(stays, 4 * page_size, 0x3c);
+	int ret, n;
+
+	if (!buf)
+		return;
+	usleep(2000);
+	ret = dev_unbind(gone);
+	if (ret)
+		fail("unbind of the %s device: %s", which, strerror(-ret));
+	usleep(5000);
+	n = dev_wait(stays, &done, 1);
+	if (n != 1) {
+		fail("wait on the other device: %s", n < 0 ? strerror(-n) : "no job");
+		return;
+	}
+	job_evidence(&done, "aborted");
+	if (done.status != SVA_ACCEL_ST_ABORTED)
+		fail("the other device's repeating read ended %s after %llu bytes once the %s device unbound PASID %d",
+		     status_name(done.status), (unsigned long long)done.result,
+		     which, pasid_int(pasid));
+	else if (work_and_verify(stays, pasid, 1, "other-device"))
+		fail("the other device's jobs went wrong after the %s device unbound", which);
+}
+
+static void exit_bound_to_both(void *arg)
+{
+	unsigned int p0, p1;
+	int a = dev_open(), b = second_open();
+
+	(void)arg;
+	if (a < 0 || b < 0 || dev_bind(a, &p0, 0, false) || dev_bind(b, &p1, 0, false))
+		return;
+	if (!start_stream(a, 4 * page_size, 0x4d) || !start_stream(b, 4 * page_size, 0x4e))
+		return;
+	evidence("note pid=%d pasid=%d exits with a repeating read on each of two devices",
+		 getpid(), pasid_int(p0));
+	_exit(0);
+}
+
+static void scenario_two_devices(void)
+{
+	unsigned int p0, p1;
+	int a = -1, b = -1;
+	pid_t child;
+
+	if (!sva_mode()) {
+		skip("DMA-API mode (SVA unavailable: %d): no PASIDs to share",
+		     device_info.sva_error);
+		return;
+	}
+	if (access(second_device, R_OK | W_OK)) {
+		skip("needs a second sva-accel device (%s)", second_device);
+		return;
+	}
+	a = dev_open();
+	b = second_open();
+	if (a < 0 || b < 0 || dev_bind(a, &p0, 0, false) || dev_bind(b, &p1, 0, false))
+		goto out;
+	if (p0 != p1) {
+		fail("one process bound to two devices got PASIDs %d and %d",
+		     pasid_int(p0), pasid_int(p1));
+		goto out;
+	}
+	if (work_and_verify(a, p0, 1, "first-device") ||
+	    work_and_verify(b, p1, 1, "second-device"))
+		goto out;
+	unbind_one_device(&a, b, p0, "first");
+	/* The other order: bind the first again, unbind the second. */
+	if (a < 0)
+		a = dev_open();
+	if (a < 0 || dev_bind(a, &p0, 0, binds_at_open()))
+		goto out;
+	if (p0 != p1) {
+		fail("rebinding the first device got PASID %d, the second holds %d",
+		     pasid_int(p0), pasid_int(p1));
+		goto out;
+	}
+	unbind_one_device(&b, a, p0, "second");
+	child = spawn(exit_bound_to_both, NULL);
+	reap_ok(child, "bound to both");
+	pass_note("PASID %d shared by two devices; each kept translating while the other unbound, in both orders; a process exited bound to both",
+		  pasid_int(p0));
+out:
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+}
+
 struct killed_arg {
 	struct gate submitted;
 };
@@ -2938,6 +3052,7 @@ static const struct scenario scenarios[] = {
 	{ "exit-parent-inflight-dma", scenario_exit_parent_inflight_dma },
 	{ "unbind-one-of-two", scenario_unbind_one_of_two },
 	{ "asid-reuse", scenario_asid_reuse },
+	{ "two-devices", scenario_two_devices },
 	{ "iopf-demand", scenario_iopf_demand },
 	{ "bind-fail-nth", scenario_bind_fail_nth },
 };
