@@ -1981,7 +1981,36 @@ static void scenario_iopf_demand(void)
 	job = job_copy(zapped, fresh, len);
 	if (!iopf_job(fd, &job, "copy from pages after madvise(DONTNEED)") && !all_bytes(fresh, len, 0))
 		fail("the device read old data after madvise(DONTNEED)");
-	pass_note("the device faulted in untouched, zero, copy-on-write and zapped pages through PASID %d; every byte as the CPU sees it",
+	/* A storm: jobs on every slot fault untouched pages in at once. */
+	{
+		enum { STORM = 16 };
+		const size_t each = 16 * page_size;
+		struct sva_accel_job jobs[STORM];
+		uint8_t *storm = mmap(NULL, STORM * each, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int k, ret;
+
+		if (storm == MAP_FAILED) {
+			fail("mmap: %s", strerror(errno));
+			goto out;
+		}
+		for (k = 0; k < STORM; k++)
+			jobs[k] = job_fill(storm + k * each, each,
+					   0x0101010101010101ULL * (k + 1));
+		ret = dev_submit(fd, jobs, STORM, 0);
+		if (ret)
+			fail("storm submit: %s", strerror(-ret));
+		for (k = 0; !ret && k < STORM; k++) {
+			if (jobs[k].status != SVA_ACCEL_ST_DONE ||
+			    !all_bytes(storm + k * each, each, k + 1)) {
+				job_evidence(&jobs[k], "done");
+				fail("storm job %d of %d: %s", k, STORM,
+				     status_name(jobs[k].status));
+				break;
+			}
+		}
+	}
+	pass_note("the device faulted in untouched, zero, copy-on-write and zapped pages through PASID %d, and 256 pages in a storm of 16 jobs at once; every byte as the CPU sees it",
 		  pasid_int(pasid));
 out:
 	close(fd);
