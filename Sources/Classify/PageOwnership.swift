@@ -105,13 +105,14 @@ extension DeviceOracle {
     ///
     /// The claimant's page cannot have moved under it: the guest kernel has no page migration,
     /// compaction, KSM or swap, and the claimed pages were written before the claim (no
-    /// copy-on-write pending). Whose the page the access reached was is the first line of the
-    /// evidence: a live claim of another process, a claim that ended with its owner's exit, exec
-    /// or unmap (freed), or nobody the trace knows of; not the title, which must not change with
-    /// what the workload happened to claim (a bisect follows it). Judged only in a whole trace: a fork, exit or range marker
-    /// lost to an overrun would leave a claim open past the moment the page stopped being the
-    /// claimant's. One violation per binding; the first such access and the last access that
-    /// reached the same page through another PASID as evidence.
+    /// copy-on-write pending). Whose page the access reached opens the evidence: a live claim of
+    /// another process, a claim that ended with its owner's exit, exec or unmap (freed), or
+    /// nobody the trace knows of. Not the title, which must not change with what the workload
+    /// happened to claim (a bisect follows it). Judged only in a whole trace: a fork, exit or
+    /// range marker lost to an overrun would leave a claim open past the moment the page stopped
+    /// being the claimant's. One violation per binding; the first such access, and the last
+    /// access that reached the same page outside this binding with the binding it went through,
+    /// as evidence.
     mutating func judgeDmaToOtherPages(log: DeviceLog, traceLines: [String], events: [TraceEvent],
                                        clock: CounterClock) {
         var claims: [Claim] = []
@@ -194,8 +195,8 @@ extension DeviceOracle {
 
         // Successful accesses by PASID, in counter order, and every binding of those PASIDs.
         var byPasid: [Int: [Int]] = [:]
-        for (i, record) in log.records.enumerated() where record.succeeded && record.pasid != nil {
-            byPasid[record.pasid!, default: []].append(i)
+        for (i, record) in log.records.enumerated() where record.succeeded {
+            if let pasid = record.pasid { byPasid[pasid, default: []].append(i) }
         }
         let records = log.records
         for p in byPasid.keys { byPasid[p]!.sort { records[$0].counter < records[$1].counter } }

@@ -16,8 +16,8 @@ extension DeviceOracle {
     /// With the trace's clock and binds (`events`, `clock`), a stall answered only after the
     /// unbind of the binding it came through is one too: the fault handler never answered it,
     /// and something else did later (the SMMU disabled at shutdown, a device reset), while the
-    /// device waited. A correct kernel answers even a fault of an address space that is gone
-    /// (an abort), and its unbind flushes what is queued before it returns.
+    /// device waited. A correct kernel answers even a fault of an address space that is gone,
+    /// with an abort, as soon as its fault work runs.
     mutating func judgeUnresumedStalls(log: DeviceLog, events: [TraceEvent] = [], clock: CounterClock? = nil) {
         struct Key: Hashable {
             var sid: UInt32
@@ -82,7 +82,8 @@ extension DeviceOracle {
             evidence.append("smmu: no resume of stall tag \(stag) of stream 0x\(String(sid, radix: 16)) in the "
                 + "\(log.smmuRecords.count - stalls[0] - 1) SMMU records after it"
                 + (recorded ? "" : " (its event never reached the event queue)"))
-            evidence.append("smmu: \(stalls.count) stalls through \(ssid.map { "PASID \($0)" } ?? "no PASID") never answered")
+            let pasid = ssid.map { "PASID \($0)" } ?? "no PASID"
+            evidence.append("smmu: \(stalls.count) stalls through \(pasid) never answered")
             let through = ssid.map { "through PASID \($0) " } ?? ""
             violations.append(.init(title: "device access \(through)stalled in the SMMU and was never resumed",
                                     evidence: evidence))
@@ -91,6 +92,10 @@ extension DeviceOracle {
 
     /// Stalls answered only after the unbind of their binding: one violation per PASID.
     private mutating func reportLateAnswers(_ late: [(stall: Int, resume: Int, unbind: TraceEvent)], log: DeviceLog) {
+        var perPasid: [Int: Int] = [:]
+        for entry in late {
+            if case .stall(_, let ssid?, _, _, _) = log.smmuRecords[entry.stall].decision { perPasid[ssid, default: 0] += 1 }
+        }
         var seen: Set<Int> = []
         for entry in late where violations.count < 64 && seen.count < Self.maxStallViolations {
             guard case .stall(_, let ssid?, let iova, let stag, _) = log.smmuRecords[entry.stall].decision,
@@ -105,10 +110,10 @@ extension DeviceOracle {
             }
             evidence.append("trace: \(entry.unbind.line) (the binding's unbind, before any answer)")
             evidence.append("smmu: \(resume.line) (the first answer, after the unbind)")
-            evidence.append("smmu: \(late.filter { if case .stall(_, ssid, _, _, _) = log.smmuRecords[$0.stall].decision { true } else { false } }.count) "
-                + "stalls through PASID \(ssid) answered only after their binding's unbind")
-            violations.append(.init(title: "device access through PASID \(ssid) stalled in the SMMU and was not answered before its unbind",
-                                    evidence: evidence))
+            evidence.append("smmu: \(perPasid[ssid] ?? 0) stalls through PASID \(ssid) answered only after their binding's unbind")
+            violations.append(.init(
+                title: "device access through PASID \(ssid) stalled in the SMMU and was not answered before its unbind",
+                evidence: evidence))
         }
     }
 }

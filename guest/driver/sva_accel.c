@@ -34,9 +34,13 @@
  * the device holding process pages across fork and exit. The mode is in
  * dmesg, in the sysfs attribute "mode" and in SVA_ACCEL_IOCTL_INFO.
  *
- * The SMMU emulation has no page request interface, so in SVA mode the
- * driver faults in and pins the pages of each job in the bound mm for the
- * job's duration (unless the job asks for SVA_ACCEL_JOB_NO_PREFAULT).
+ * In SVA mode the driver faults in and pins the pages of each job in the
+ * bound mm for the job's duration, unless the job asks for
+ * SVA_ACCEL_JOB_NO_PREFAULT or the IOMMU resolves the device's page faults
+ * itself (I/O page faults: a stalling SMMU, the sva-stall machine; the
+ * driver enables IOMMU_DEV_FEAT_IOPF first where the kernel still has the
+ * feature calls): then nothing is pinned and the device faults pages in as
+ * it goes (pin_always=1 pins anyway).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
