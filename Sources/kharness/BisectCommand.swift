@@ -39,7 +39,7 @@ struct BisectCommand: AsyncParsableCommand {
     @Option(help: "Scenarios of the workload, comma-separated (default: all).")
     var scenarios: String?
 
-    @Option(help: "Machine: stock, stock-lazy, nosmmu, sva.")
+    @Option(help: "Machine: stock, stock-lazy, nosmmu, sva, sva-stall.")
     var machine = "sva"
 
     @Option(help: "Config fragments, comma-separated (from guest/configs).")

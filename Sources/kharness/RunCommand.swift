@@ -29,7 +29,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Scenarios of the workload, comma-separated (default: all).")
     var scenarios: String?
 
-    @Option(help: "Machine: stock, stock-lazy, nosmmu, sva (patched QEMU: SMMUv3 substreams and sva-accel).")
+    @Option(help: "Machine: stock, stock-lazy, nosmmu, sva (patched QEMU: SMMUv3 substreams and sva-accel), sva-stall (sva with SMMUv3 stall: I/O page faults).")
     var machine = "stock"
 
     @Option(help: "A qemu-system-aarch64 to use instead of the machine's own.")

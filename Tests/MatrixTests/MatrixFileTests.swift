@@ -136,7 +136,7 @@ final class MatrixFileTests: XCTestCase {
             kernels: [debian:6.1]
             machines: [stock, smmu9]
             workloads: [boot]
-            """), "/m/matrix.yaml:2:19: machines[1]: unknown machine 'smmu9' (known: stock, stock-lazy, nosmmu, sva)")
+            """), "/m/matrix.yaml:2:19: machines[1]: unknown machine 'smmu9' (known: stock, stock-lazy, nosmmu, sva, sva-stall)")
         XCTAssertEqual(error("""
             kernels: [debian:6.1]
             machines: [stock]
