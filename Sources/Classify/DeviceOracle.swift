@@ -111,22 +111,21 @@ public struct DeviceOracle: Sendable {
         if log.outOfOrder > 0 { notes.append("device records: \(log.outOfOrder) records out of time order") }
         if log.truncated { notes.append("device records: cut at \(log.bytes >> 20) MiB") }
         judgeStaleTlbHits(log: log)
-        guard !log.records.isEmpty else {
-            // A stall left pending when a run ended early is nobody's fault but the crash's.
-            if traceComplete { judgeUnresumedStalls(log: log) }
-            return
+        var clock: CounterClock?
+        if !log.records.isEmpty {
+            if let hz = log.counterHz {
+                clock = CounterClock.calibrate(counterHz: hz, traceLines: traceLines)
+                if clock == nil {
+                    notes.append("device records: the trace has no consistent kharness-cntvct markers: not judged")
+                }
+            } else {
+                notes.append("device records: no header, so no counter frequency: not judged")
+            }
         }
-        guard let hz = log.counterHz else {
-            notes.append("device records: no header, so no counter frequency: not judged")
-            if traceComplete { judgeUnresumedStalls(log: log) }
-            return
-        }
-        guard let clock = CounterClock.calibrate(counterHz: hz, traceLines: traceLines) else {
-            notes.append("device records: the trace has no consistent kharness-cntvct markers: not judged")
-            if traceComplete { judgeUnresumedStalls(log: log) }
-            return
-        }
+        // A stall left pending when a run ended early is nobody's fault but the crash's. Without
+        // the clock only stalls never answered at all are judged.
         if traceComplete { judgeUnresumedStalls(log: log, events: bindingsTraced ? events : [], clock: clock) }
+        guard let clock else { return }
         self.clock = clock
         // Markers are positive evidence: a lost one only hides a violation, so a
         // partial trace is judged too.
@@ -318,10 +317,10 @@ struct RangeMarker: Sendable, Equatable {
         guard payload.utf8.count <= 160 else { return nil }
         let words = Array(payload.utf8).split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard words.count == 5, let kind = Kind.allCases.first(where: { words[0].elementsEqual($0.rawValue.utf8) }),
-              let pid = value(words[1], "pid=").flatMap(DeviceLog.decimal), pid <= maxPid,
-              let pasid = value(words[2], "pasid=").flatMap(DeviceLog.decimal), pasid > 0, pasid < 1 << 20,
-              let va = value(words[3], "va=").flatMap(DeviceLog.hex),
-              let len = value(words[4], "len=").flatMap(DeviceLog.decimal), len > 0
+              let pid = DeviceLog.value(words[1], "pid=").flatMap(DeviceLog.decimal), pid <= maxPid,
+              let pasid = DeviceLog.value(words[2], "pasid=").flatMap(DeviceLog.decimal), pasid > 0, pasid < 1 << 20,
+              let va = DeviceLog.value(words[3], "va=").flatMap(DeviceLog.hex),
+              let len = DeviceLog.value(words[4], "len=").flatMap(DeviceLog.decimal), len > 0
         else { return nil }
         let (end, overflow) = va.addingReportingOverflow(len)
         guard !overflow else { return nil }
@@ -353,12 +352,6 @@ struct RangeMarker: Sendable, Equatable {
     func overlaps(_ low: UInt64, _ high: UInt64) -> Bool { low < end && va < high }
 
     var range: String { "[0x\(String(va, radix: 16)), 0x\(String(end, radix: 16)))" }
-
-    private static func value(_ word: ArraySlice<UInt8>, _ key: String) -> ArraySlice<UInt8>? {
-        let prefix = Array(key.utf8)
-        guard word.count > prefix.count, word.starts(with: prefix) else { return nil }
-        return word.dropFirst(prefix.count)
-    }
 }
 
 extension DeviceOracle {

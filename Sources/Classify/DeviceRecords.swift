@@ -398,7 +398,9 @@ public struct DeviceLog: Sendable {
         return SmmuRecord(counter: counter, decision: decision)
     }
 
-    private static func value(_ word: ArraySlice<UInt8>, _ key: String) -> ArraySlice<UInt8>? {
+    /// The rest of `word` after `key` (`pid=`, `va=`…), when there is a rest; the record and
+    /// marker parsers' one way of reading a `key=value` word.
+    static func value(_ word: ArraySlice<UInt8>, _ key: String) -> ArraySlice<UInt8>? {
         let prefix = Array(key.utf8)
         guard word.count > prefix.count, word.starts(with: prefix) else { return nil }
         return word.dropFirst(prefix.count)

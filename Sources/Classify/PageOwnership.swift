@@ -25,10 +25,10 @@ struct OwnedMarker: Sendable, Equatable {
         let words = Array(payload.utf8).split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         let mask: UInt64 = (1 << pageShift) - 1
         guard words.count == 5, words[0].elementsEqual(prefix.utf8),
-              let pid = value(words[1], "pid=").flatMap(DeviceLog.decimal), pid <= RangeMarker.maxPid,
-              let va = value(words[2], "va=").flatMap(DeviceLog.hex), va & mask == 0,
-              let pa = value(words[3], "pa=").flatMap(DeviceLog.hex), pa & mask == 0,
-              let len = value(words[4], "len=").flatMap(DeviceLog.decimal), len > 0, len & mask == 0,
+              let pid = DeviceLog.value(words[1], "pid=").flatMap(DeviceLog.decimal), pid <= RangeMarker.maxPid,
+              let va = DeviceLog.value(words[2], "va=").flatMap(DeviceLog.hex), va & mask == 0,
+              let pa = DeviceLog.value(words[3], "pa=").flatMap(DeviceLog.hex), pa & mask == 0,
+              let len = DeviceLog.value(words[4], "len=").flatMap(DeviceLog.decimal), len > 0, len & mask == 0,
               !va.addingReportingOverflow(len).overflow, !pa.addingReportingOverflow(len).overflow
         else { return nil }
         return OwnedMarker(pid: Int(pid), vaPage: va >> pageShift, paPage: pa >> pageShift, pages: len >> pageShift)
@@ -44,12 +44,6 @@ struct OwnedMarker: Sendable, Equatable {
         guard payload == prefix || payload.hasPrefix(prefix + " ") else { return .notMarker }
         guard let m = parse(payload: payload) else { return .malformed }
         return m.pid == writer ? .marker(m) : .foreign
-    }
-
-    private static func value(_ word: ArraySlice<UInt8>, _ key: String) -> ArraySlice<UInt8>? {
-        let prefix = Array(key.utf8)
-        guard word.count > prefix.count, word.starts(with: prefix) else { return nil }
-        return word.dropFirst(prefix.count)
     }
 }
 

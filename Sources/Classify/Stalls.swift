@@ -72,11 +72,7 @@ extension DeviceOracle {
             let first = log.smmuRecords[stalls[0]]
             guard case .stall(let sid, _, let iova, let stag, let recorded) = first.decision else { continue }
             var evidence = ["smmu: \(first.line)"]
-            // The device's own record of the held access: same tag, nearest before it.
-            if let access = log.records.last(where: {
-                $0.outcome == .stalled(stag: stag) && $0.pasid == ssid && $0.counter <= first.counter
-                    && $0.iova >> 12 == iova >> 12
-            }) {
+            if let access = Self.heldAccess(log, stag: stag, pasid: ssid, iova: iova, before: first.counter) {
                 evidence.append("device: \(access.line)")
             }
             evidence.append("smmu: no resume of stall tag \(stag) of stream 0x\(String(sid, radix: 16)) in the "
@@ -87,6 +83,14 @@ extension DeviceOracle {
             let through = ssid.map { "through PASID \($0) " } ?? ""
             violations.append(.init(title: "device access \(through)stalled in the SMMU and was never resumed",
                                     evidence: evidence))
+        }
+    }
+
+    /// The device's own record of a held access: the same tag, PASID and page, the last one
+    /// at or before the SMMU's stall record.
+    static func heldAccess(_ log: DeviceLog, stag: Int, pasid: Int?, iova: UInt64, before counter: UInt64) -> DeviceRecord? {
+        log.records.last {
+            $0.outcome == .stalled(stag: stag) && $0.pasid == pasid && $0.counter <= counter && $0.iova >> 12 == iova >> 12
         }
     }
 
@@ -102,10 +106,7 @@ extension DeviceOracle {
                   seen.insert(ssid).inserted else { continue }
             let stall = log.smmuRecords[entry.stall], resume = log.smmuRecords[entry.resume]
             var evidence = ["smmu: \(stall.line)"]
-            if let access = log.records.last(where: {
-                $0.outcome == .stalled(stag: stag) && $0.pasid == ssid && $0.counter <= stall.counter
-                    && $0.iova >> 12 == iova >> 12
-            }) {
+            if let access = Self.heldAccess(log, stag: stag, pasid: ssid, iova: iova, before: stall.counter) {
                 evidence.append("device: \(access.line)")
             }
             evidence.append("trace: \(entry.unbind.line) (the binding's unbind, before any answer)")

@@ -3436,24 +3436,18 @@ int main(int argc, char **argv)
 	if (binds_via_uio())
 		device_info.mode = SVA_ACCEL_MODE_SVA;
 	/*
-	 * The whole set has the I/O page-fault scenarios only where the
-	 * kernel resolves the device's faults (the sva-stall machine); asked
-	 * for by name elsewhere, they skip.
+	 * The whole set has the I/O page-fault scenario only where the kernel
+	 * resolves the device's faults (the sva-stall machine), and the
+	 * fault-injection one only where the kernel has fault injection;
+	 * asked for by name elsewhere, they skip.
 	 */
-	if (all && !device_info.iopf) {
+	if (all) {
+		bool inject = !access("/proc/thread-self/fail-nth", W_OK);
 		int kept = 0;
 
 		for (i = 0; i < nchosen; i++)
-			if (chosen[i]->run != scenario_iopf_demand)
-				chosen[kept++] = chosen[i];
-		nchosen = kept;
-	}
-	/* Likewise fault injection: only where the kernel has it. */
-	if (all && access("/proc/thread-self/fail-nth", W_OK)) {
-		int kept = 0;
-
-		for (i = 0; i < nchosen; i++)
-			if (chosen[i]->run != scenario_bind_fail_nth)
+			if ((chosen[i]->run != scenario_iopf_demand || device_info.iopf) &&
+			    (chosen[i]->run != scenario_bind_fail_nth || inject))
 				chosen[kept++] = chosen[i];
 		nchosen = kept;
 	}

@@ -194,17 +194,22 @@ send_gcov() {
 	note "gcov counters of $files objects sent to $port"
 }
 
+# Workload processes still exiting, waited for at most 2 s.
+wait_for_stragglers() {
+	tries=0
+	while pidof kharness-sva > /dev/null && [ $tries -lt 40 ]; do
+		sleep 0.05
+		tries=$((tries + 1))
+	done
+}
+
 # Unloading the driver disables SVA (and I/O page faults) on the device once
 # every file is closed: the IOMMU's teardown of a master, in the trace and the
 # coverage. Not under uio (the in-tree driver stays bound).
 unload_driver() {
 	[ "$pattern" = uio ] && return
 	grep -q '^sva_accel ' /proc/modules 2>/dev/null || return
-	tries=0
-	while pidof kharness-sva > /dev/null && [ $tries -lt 40 ]; do
-		sleep 0.05
-		tries=$((tries + 1))
-	done
+	wait_for_stragglers
 	if out=$(rmmod sva_accel 2>&1); then
 		note "sva_accel unloaded"
 	else
@@ -216,11 +221,7 @@ hand_over_trace() {
 	# Every workload process has released its files before tracing stops,
 	# so a binding still live at the end of the trace was never released
 	# (the workload reaps its own; this waits for stragglers, briefly).
-	tries=0
-	while pidof kharness-sva > /dev/null && [ $tries -lt 40 ]; do
-		sleep 0.05
-		tries=$((tries + 1))
-	done
+	wait_for_stragglers
 	# The deferred pattern unbinds from a workqueue 20 ms after the last
 	# release: its unbinds belong in the trace, or they read as leaks.
 	[ "$pattern" = deferred ] && sleep 0.2
